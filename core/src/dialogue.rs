@@ -1,0 +1,431 @@
+//! The dialogue rules, as a pure function: a conversation's state and one customer input go in, the
+//! new state, the replies and an optional handoff come out. No I/O happens here, so every rule is
+//! testable on its own; [`crate::engine`] performs the effects.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Lang;
+use crate::matcher::normalize::normalize;
+use crate::matcher::{Decision, Matcher, Thresholds};
+use crate::pack::{Intent, Pack};
+use crate::types::{Choice, Field, HandoffPolicy, HandoffReason, Priority, Reply};
+
+/// Where the bot is in a conversation it owns. Persisted with the conversation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DialogueState {
+    /// Messages in a row the bot did not understand.
+    pub fallbacks: u32,
+    /// What the bot is waiting for.
+    pub pending: Pending,
+}
+
+/// What the bot's last message asked for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Pending {
+    /// Nothing in particular.
+    #[default]
+    Nothing,
+    /// The last reply offered these choices; typing their number picks one.
+    Choices {
+        /// The choices, in order.
+        choices: Vec<Choice>,
+    },
+    /// Collecting the fields of an intent before handing off.
+    Collecting {
+        /// The intent.
+        intent: String,
+        /// Answers so far.
+        fields: Vec<Field>,
+        /// Invalid answers to the current question.
+        retries: u32,
+    },
+}
+
+/// What the bot did with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Answered an intent.
+    Answer,
+    /// Asked "did you mean…".
+    Clarify,
+    /// Did not understand.
+    Fallback,
+    /// Asked for (or re-asked) a field.
+    Collect,
+    /// Opened a ticket.
+    Handoff,
+    /// A human owns the conversation; the message went to the ticket.
+    Silent,
+    /// Empty or whitespace; nothing stored.
+    Ignored,
+    /// Already processed.
+    Duplicate,
+    /// Too long: stored cut, and the customer told.
+    TooLong,
+    /// Not text: the customer told the bot reads text only.
+    Unsupported,
+}
+
+impl Action {
+    /// Lowercase name, as in conversation scripts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Answer => "answer",
+            Action::Clarify => "clarify",
+            Action::Fallback => "fallback",
+            Action::Collect => "collect",
+            Action::Handoff => "handoff",
+            Action::Silent => "silent",
+            Action::Ignored => "ignored",
+            Action::Duplicate => "duplicate",
+            Action::TooLong => "too_long",
+            Action::Unsupported => "unsupported",
+        }
+    }
+}
+
+/// A ticket the step wants opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandoffRequest {
+    /// Why.
+    pub reason: HandoffReason,
+    /// How urgent.
+    pub priority: Priority,
+    /// Collected details.
+    pub fields: Vec<Field>,
+}
+
+/// The result of one step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// The new state.
+    pub state: DialogueState,
+    /// The language replies are in.
+    pub lang: Lang,
+    /// Replies, in order.
+    pub replies: Vec<Reply>,
+    /// What the bot did.
+    pub action: Action,
+    /// The intent answered or handed off for, if any.
+    pub intent: Option<String>,
+    /// A ticket to open.
+    pub handoff: Option<HandoffRequest>,
+}
+
+/// What the rules read besides the state.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    /// The intent pack.
+    pub pack: &'a Pack,
+    /// The matcher trained on it.
+    pub matcher: &'a Matcher,
+    /// Confidence thresholds.
+    pub thresholds: Thresholds,
+    /// Tickets waiting now, per priority (index = `Priority as usize`), to tell a customer their place.
+    pub queued: [usize; 4],
+}
+
+/// A customer input the rules act on (already cleaned and non-empty).
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// Typed text.
+    Text(&'a str),
+    /// A pressed button's payload.
+    Choice(&'a str),
+}
+
+/// Button payload: answer this intent.
+pub const PAYLOAD_INTENT: &str = "intent:";
+/// Button payload: the customer asks for a person.
+pub const PAYLOAD_HUMAN: &str = "human";
+/// Button payload: a person, offered after repeated fallbacks.
+pub const PAYLOAD_HUMAN_FALLBACK: &str = "human:fallback";
+/// Button payload: the welcome (`/start`).
+pub const PAYLOAD_START: &str = "start";
+/// Button payload: none of the offered choices.
+pub const PAYLOAD_NONE: &str = "none";
+
+/// Intent id that greets (its follow-ups are the top topics offered by `/start`).
+pub const GREETING_INTENT: &str = "greeting";
+
+/// Phrasings that always mean "let me talk to a person", after normalisation.
+const HUMAN_WORDS: &[&str] = &[
+    "人工", "转人工", "人工客服", "转人工客服", "真人", "真人客服", "找人工", "要人工", "人工服务", "轉人工", "人工客戶", "human", "agent",
+    "a human", "human agent", "real person", "a real person", "person", "operator", "talk to a human", "speak to a human",
+    "talk to a person", "speak to a person", "talk to an agent", "live agent", "customer service agent",
+];
+
+/// Whether `text` is an explicit request for a person.
+pub fn is_human_request(text: &str) -> bool {
+    let n = normalize(text);
+    let n = n.trim_matches(|c: char| c.is_ascii_punctuation() || "!?。!?,,".contains(c) || c.is_whitespace());
+    HUMAN_WORDS.contains(&n) || n.strip_prefix("please ").is_some_and(|r| HUMAN_WORDS.contains(&r))
+}
+
+/// The bot's own sentences, in each language.
+#[derive(Debug, Clone, Copy)]
+pub enum Phrase {
+    /// Did not understand, first time.
+    Fallback,
+    /// Did not understand again: offer a person.
+    FallbackOffer,
+    /// "Talk to a person" button.
+    HumanButton,
+    /// "None of these" button.
+    NoneButton,
+    /// Did you mean.
+    Clarify,
+    /// The message was too long.
+    TooLong,
+    /// Only text can be read.
+    TextOnly,
+    /// A field's answer did not look right.
+    InvalidField,
+    /// Back with the bot after a ticket closed.
+    BackToBot,
+}
+
+impl Phrase {
+    /// The sentence in `lang`.
+    pub fn text(self, lang: Lang) -> &'static str {
+        use Phrase::*;
+        match (self, lang) {
+            (Fallback, Lang::Zh) => "抱歉,我没太明白。能换个说法再讲一次吗?如果需要,随时输入“人工”就能联系真人客服。",
+            (Fallback, Lang::En) => "Sorry, I didn't quite get that. Could you say it another way? You can also type \"human\" at any time to reach a person.",
+            (FallbackOffer, Lang::Zh) => "我还是没能理解,很抱歉。要不要帮您转接人工客服?",
+            (FallbackOffer, Lang::En) => "I'm still not sure what you need, sorry. Would you like me to pass you to a person?",
+            (HumanButton, Lang::Zh) => "转人工客服",
+            (HumanButton, Lang::En) => "Talk to a person",
+            (NoneButton, Lang::Zh) => "都不是",
+            (NoneButton, Lang::En) => "None of these",
+            (Clarify, Lang::Zh) => "您是想问以下哪一个?",
+            (Clarify, Lang::En) => "Did you mean one of these?",
+            (TooLong, Lang::Zh) => "您的消息太长了(超过 4000 字),我只保存了前 4000 字。请把问题简短地说一下。",
+            (TooLong, Lang::En) => "Your message is too long (over 4,000 characters); I kept the first 4,000. Please tell me your question in a few words.",
+            (TextOnly, Lang::Zh) => "抱歉,我目前只能读取文字消息,请用文字描述您的问题。",
+            (TextOnly, Lang::En) => "Sorry, I can only read text messages. Please describe your question in words.",
+            (InvalidField, Lang::Zh) => "这个格式好像不太对,请再试一次。",
+            (InvalidField, Lang::En) => "That doesn't look quite right, please try again.",
+            (BackToBot, Lang::Zh) => "本次人工服务已结束,您现在回到了智能助手。还有其他问题可以随时问我。",
+            (BackToBot, Lang::En) => "Our team has closed this conversation and you're back with the assistant. Ask me anything else at any time.",
+        }
+    }
+}
+
+/// What the customer is told when a ticket is opened.
+pub fn queued_text(lang: Lang, position: usize) -> String {
+    match lang {
+        Lang::Zh => format!("已为您转接人工客服,您目前排在第 {position} 位。请稍候,您在这里发送的消息都会转给客服人员。"),
+        Lang::En => format!(
+            "I've passed you to our support team; you are number {position} in the queue. Anything you write here goes to them."
+        ),
+    }
+}
+
+/// The language to answer a text in: the text's own, else the platform's hint, else the conversation's.
+pub fn choose_lang(text: Option<&str>, hint: Option<&str>, current: Lang) -> Lang {
+    text.and_then(crate::matcher::lang::detect).or_else(|| hint.and_then(Lang::parse)).unwrap_or(current)
+}
+
+/// One step of the bot's side of a conversation it owns.
+pub fn step(state: &DialogueState, lang: Lang, input: Input<'_>, ctx: &Ctx<'_>) -> Step {
+    let mut out = Step { state: state.clone(), lang, replies: Vec::new(), action: Action::Fallback, intent: None, handoff: None };
+
+    // Typing the number of an offered choice picks it.
+    let input = match (input, &state.pending) {
+        (Input::Text(t), Pending::Choices { choices }) => match t.trim().parse::<usize>() {
+            Ok(n) if (1..=choices.len()).contains(&n) => Input::Choice(&choices[n - 1].payload),
+            _ => input,
+        },
+        _ => input,
+    };
+
+    if let Pending::Collecting { intent, fields, retries } = &state.pending {
+        if let Some(it) = ctx.pack.intent(intent) {
+            match input {
+                Input::Text(t) if is_human_request(t) => {
+                    return handoff(out, it, fields.clone(), HandoffReason::Intent(it.id.clone()), ctx);
+                }
+                Input::Text(t) => return collect(out, it, fields.clone(), *retries, t, ctx),
+                // A button pressed mid-collection: leave the collection and act on the button.
+                Input::Choice(_) => {}
+            }
+        }
+    }
+    out.state.pending = Pending::Nothing;
+
+    match input {
+        Input::Choice(p) if p == PAYLOAD_HUMAN => human(out, HandoffReason::CustomerRequest, ctx),
+        Input::Choice(p) if p == PAYLOAD_HUMAN_FALLBACK => human(out, HandoffReason::RepeatedFallback, ctx),
+        Input::Choice(p) if p == PAYLOAD_START => match ctx.pack.intent(GREETING_INTENT) {
+            Some(it) => answer(out, it, ctx),
+            None => fallback(out),
+        },
+        Input::Choice(p) => match p.strip_prefix(PAYLOAD_INTENT).and_then(|id| ctx.pack.intent(id)) {
+            Some(it) => answer(out, it, ctx),
+            None => fallback(out),
+        },
+        Input::Text(t) if is_human_request(t) => human(out, HandoffReason::CustomerRequest, ctx),
+        Input::Text(t) => {
+            let ranked = ctx.matcher.rank(t, 3);
+            match ctx.thresholds.decide(&ranked) {
+                Decision::Answer(id) => match ctx.pack.intent(&id) {
+                    Some(it) => answer(out, it, ctx),
+                    None => fallback(out),
+                },
+                Decision::Clarify(ids) => {
+                    let choices: Vec<Choice> = ids.iter().filter_map(|id| ctx.pack.intent(id)).map(|it| intent_choice(it, lang)).collect();
+                    if choices.is_empty() {
+                        return fallback(out);
+                    }
+                    let mut all = choices;
+                    all.push(Choice { payload: PAYLOAD_NONE.into(), label: Phrase::NoneButton.text(lang).into() });
+                    out.state.fallbacks = 0;
+                    out.action = Action::Clarify;
+                    out.replies.push(Reply { text: Phrase::Clarify.text(lang).into(), choices: all.clone() });
+                    out.state.pending = Pending::Choices { choices: all };
+                    out
+                }
+                Decision::Fallback => fallback(out),
+            }
+        }
+    }
+}
+
+fn intent_choice(it: &Intent, lang: Lang) -> Choice {
+    let label = it.text(lang).map_or_else(|| it.id.clone(), |t| t.label.clone());
+    Choice { payload: format!("{PAYLOAD_INTENT}{}", it.id), label }
+}
+
+fn fallback(mut out: Step) -> Step {
+    let lang = out.lang;
+    out.action = Action::Fallback;
+    out.state.fallbacks += 1;
+    if out.state.fallbacks >= 2 {
+        let choices = vec![Choice { payload: PAYLOAD_HUMAN_FALLBACK.into(), label: Phrase::HumanButton.text(lang).into() }];
+        out.replies.push(Reply { text: Phrase::FallbackOffer.text(lang).into(), choices: choices.clone() });
+        out.state.pending = Pending::Choices { choices };
+    } else {
+        out.replies.push(Reply::text(Phrase::Fallback.text(lang)));
+    }
+    out
+}
+
+fn human(out: Step, reason: HandoffReason, ctx: &Ctx<'_>) -> Step {
+    // The pack's human_agent intent, if any, gives the acknowledgement and priority.
+    match ctx.pack.intent("human_agent") {
+        Some(it) => {
+            let mut out = out;
+            if let Some(t) = it.text(out.lang) {
+                out.replies.push(Reply::text(ctx.pack.render(&t.answer)));
+            }
+            out.intent = Some(it.id.clone());
+            handoff(out, it, Vec::new(), reason, ctx)
+        }
+        None => open(out, reason, Priority::Normal, Vec::new(), ctx),
+    }
+}
+
+fn answer(mut out: Step, it: &Intent, ctx: &Ctx<'_>) -> Step {
+    let lang = out.lang;
+    out.state.fallbacks = 0;
+    out.intent = Some(it.id.clone());
+    out.action = Action::Answer;
+    let text = it.text(lang).map(|t| ctx.pack.render(&t.answer)).unwrap_or_default();
+    if it.handoff == HandoffPolicy::Never {
+        let choices: Vec<Choice> = it.follow_ups.iter().filter_map(|id| ctx.pack.intent(id)).map(|f| intent_choice(f, lang)).collect();
+        if !choices.is_empty() {
+            out.state.pending = Pending::Choices { choices: choices.clone() };
+        }
+        out.replies.push(Reply { text, choices });
+        return out;
+    }
+    out.replies.push(Reply::text(text));
+    if it.collect.is_empty() {
+        handoff(out, it, Vec::new(), HandoffReason::Intent(it.id.clone()), ctx)
+    } else {
+        ask(out, it, Vec::new(), 0)
+    }
+}
+
+fn ask(mut out: Step, it: &Intent, fields: Vec<Field>, retries: u32) -> Step {
+    let lang = out.lang;
+    out.action = Action::Collect;
+    out.intent = Some(it.id.clone());
+    if let Some(f) = it.collect.get(fields.len()) {
+        let q = f.questions.get(&lang).or_else(|| f.questions.values().next()).cloned().unwrap_or_else(|| f.name.clone());
+        out.replies.push(Reply::text(q));
+    }
+    out.state.pending = Pending::Collecting { intent: it.id.clone(), fields, retries };
+    out
+}
+
+fn collect(mut out: Step, it: &Intent, mut fields: Vec<Field>, retries: u32, text: &str, ctx: &Ctx<'_>) -> Step {
+    let Some(field) = it.collect.get(fields.len()) else {
+        return handoff(out, it, fields, HandoffReason::Intent(it.id.clone()), ctx);
+    };
+    let value = text.trim();
+    if !field.pattern.is_match(value) {
+        if retries < 2 {
+            out.replies.push(Reply::text(Phrase::InvalidField.text(out.lang)));
+            return ask(out, it, fields, retries + 1);
+        }
+        // Third try: keep what the customer said and let a person sort it out.
+        fields.push(Field { name: field.name.clone(), value: format!("{value} (unverified)") });
+    } else {
+        fields.push(Field { name: field.name.clone(), value: value.to_string() });
+    }
+    if fields.len() < it.collect.len() {
+        ask(out, it, fields, 0)
+    } else {
+        out.intent = Some(it.id.clone());
+        handoff(out, it, fields, HandoffReason::Intent(it.id.clone()), ctx)
+    }
+}
+
+fn handoff(out: Step, it: &Intent, fields: Vec<Field>, reason: HandoffReason, ctx: &Ctx<'_>) -> Step {
+    let mut out = open(out, reason, it.priority, fields, ctx);
+    out.intent = Some(it.id.clone());
+    out
+}
+
+fn open(mut out: Step, reason: HandoffReason, priority: Priority, fields: Vec<Field>, ctx: &Ctx<'_>) -> Step {
+    let ahead: usize = ctx.queued[priority as usize..].iter().sum();
+    out.replies.push(Reply::text(queued_text(out.lang, ahead + 1)));
+    out.action = Action::Handoff;
+    out.state = DialogueState::default();
+    out.handoff = Some(HandoffRequest { reason, priority, fields });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_words_are_recognised_with_noise() {
+        for t in ["人工", "转人工!", " HUMAN ", "Agent?", "please human", "轉人工", "talk to a person"] {
+            assert!(is_human_request(t), "{t}");
+        }
+        for t in ["how do I reach a human being about my card", "我的账号被锁了", ""] {
+            assert!(!is_human_request(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn queue_position_counts_same_or_higher_priority() {
+        let queued = [5usize, 2, 1, 1];
+        assert_eq!(queued[Priority::Urgent as usize..].iter().sum::<usize>() + 1, 2);
+        assert_eq!(queued[Priority::Normal as usize..].iter().sum::<usize>() + 1, 5);
+    }
+
+    #[test]
+    fn language_prefers_text_then_hint_then_current() {
+        assert_eq!(choose_lang(Some("我的账号"), Some("en"), Lang::En), Lang::Zh);
+        assert_eq!(choose_lang(Some("12345"), Some("zh-hans"), Lang::En), Lang::Zh);
+        assert_eq!(choose_lang(Some("12345"), None, Lang::Zh), Lang::Zh);
+        assert_eq!(choose_lang(Some("hello"), Some("zh"), Lang::Zh), Lang::En);
+    }
+}

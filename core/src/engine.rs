@@ -1,0 +1,668 @@
+//! The engine: the thin async layer around the pure rules. It turns an [`Inbound`] or an agent
+//! command into one atomic [`Commit`] (transcript, owner change, ticket, events, outbox), retries
+//! on concurrent changes, and delivers the outbox through the registered [`Channel`]s and
+//! [`AgentDesk`]s with retries and backoff, so a reply is sent or retried, never dropped.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::channel::{AgentDesk, Channel, TicketView};
+use crate::dialogue::{self, Action, Ctx, Input, Phrase, Step};
+use crate::matcher::normalize::clean;
+use crate::matcher::{Matcher, Thresholds};
+use crate::pack::Pack;
+use crate::store::{Commit, NewConversation, Store};
+use crate::types::{
+    Actor, Author, Content, Conversation, DeskNotice, Inbound, MAX_MESSAGE_CHARS, Millis, OutboxItem, Outgoing, Owner, Reply, Ticket,
+    TicketEvent, TicketEventKind, TicketStatus, TranscriptEntry, now_ms,
+};
+use crate::{ChannelError, EngineError, Lang, StoreError};
+
+/// How often a conversation is re-read and retried when another writer changed it.
+const CONFLICT_RETRIES: usize = 8;
+
+/// Outbox retry policy.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// First backoff.
+    pub base: Duration,
+    /// Longest backoff.
+    pub max: Duration,
+    /// Attempts before giving up (the item stays stored, marked failed, and the ticket says so).
+    pub max_attempts: i64,
+    /// How long a claimed item is hidden from other instances while it is being sent.
+    pub lease: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { base: Duration::from_millis(500), max: Duration::from_secs(300), max_attempts: 60, lease: Duration::from_secs(60) }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempts + 1`.
+    pub fn backoff(&self, attempts: i64) -> Duration {
+        let factor = 2u32.saturating_pow(u32::try_from(attempts.clamp(0, 20)).unwrap_or(20));
+        self.base.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Matching thresholds.
+    pub thresholds: Thresholds,
+    /// Agent allowlist: actor ids or roles (`telegram:123`, `desk:alice`, `discord-role:42`); an
+    /// entry ending in `*` matches any id with that prefix.
+    pub agents: Vec<String>,
+    /// The agent desks deployed (by name), wherever they run; each gets every ticket notice.
+    pub desks: Vec<String>,
+    /// Outbox retries.
+    pub retry: RetryPolicy,
+    /// How many recent messages a new ticket's summary shows.
+    pub summary_messages: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { thresholds: Thresholds::default(), agents: Vec::new(), desks: Vec::new(), retry: RetryPolicy::default(), summary_messages: 10 }
+    }
+}
+
+/// What the engine did with an inbound message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handled {
+    /// The action.
+    pub action: Action,
+    /// The intent answered or handed off for.
+    pub intent: Option<String>,
+    /// The reply language.
+    pub lang: Lang,
+    /// The replies queued for the customer.
+    pub replies: Vec<Reply>,
+    /// The ticket opened or written to.
+    pub ticket_id: Option<i64>,
+}
+
+/// An agent's command, channel-neutral. Each variant's doc is its help text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentCommand {
+    /// List waiting and assigned tickets, urgent first, then oldest.
+    Queue,
+    /// Show a ticket with its details, history and transcript.
+    Show(i64),
+    /// Take a ticket: the bot goes silent and you answer the customer.
+    Claim(i64),
+    /// Send a message to the ticket's customer (claims the ticket if it is waiting).
+    Reply(i64, String),
+    /// Add an internal note; the customer never sees it.
+    Note(i64, String),
+    /// Put the ticket back in the queue.
+    Release(i64),
+    /// Close the ticket and hand the customer back to the bot.
+    Close(i64),
+}
+
+/// A ticket with its history and transcript.
+#[derive(Debug, Clone)]
+pub struct TicketDetail {
+    /// The ticket.
+    pub ticket: Ticket,
+    /// Its events, oldest first.
+    pub events: Vec<TicketEvent>,
+    /// The conversation's transcript, oldest first.
+    pub transcript: Vec<TranscriptEntry>,
+}
+
+/// What an agent command produced.
+#[derive(Debug, Clone)]
+pub enum AgentOutcome {
+    /// The queue.
+    Queue(Vec<Ticket>),
+    /// A ticket's detail.
+    Detail(Box<TicketDetail>),
+    /// The ticket after the change.
+    Done(Ticket),
+}
+
+/// A pack with the matcher trained on it; swapped whole on reload.
+#[derive(Debug)]
+pub struct Brain {
+    /// The pack.
+    pub pack: Pack,
+    /// Its matcher.
+    pub matcher: Matcher,
+}
+
+impl Brain {
+    /// Trains a matcher for `pack`.
+    pub fn new(pack: Pack) -> Brain {
+        let matcher = Matcher::train(&pack.examples());
+        Brain { pack, matcher }
+    }
+}
+
+/// The support engine shared by every adapter.
+#[derive(Debug)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    brain: RwLock<Arc<Brain>>,
+    config: EngineConfig,
+    channels: RwLock<HashMap<String, Arc<dyn Channel>>>,
+    desks: RwLock<HashMap<String, Arc<dyn AgentDesk>>>,
+    wake: Notify,
+}
+
+impl Engine {
+    /// An engine over `store` answering from `pack`.
+    pub fn new(store: Arc<dyn Store>, pack: Pack, config: EngineConfig) -> Arc<Engine> {
+        Engine::with_brain(store, Arc::new(Brain::new(pack)), config)
+    }
+
+    /// An engine with an already trained brain.
+    pub fn with_brain(store: Arc<dyn Store>, brain: Arc<Brain>, config: EngineConfig) -> Arc<Engine> {
+        Arc::new(Engine {
+            store,
+            brain: RwLock::new(brain),
+            config,
+            channels: RwLock::new(HashMap::new()),
+            desks: RwLock::new(HashMap::new()),
+            wake: Notify::new(),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The current pack and matcher.
+    pub fn brain(&self) -> Arc<Brain> {
+        self.brain.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the pack (hot reload); conversations in progress continue with the new one.
+    pub fn replace_brain(&self, brain: Arc<Brain>) {
+        *self.brain.write().unwrap_or_else(|p| p.into_inner()) = brain;
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Delivers this process's outbox items for `channel.name()` through `channel`.
+    pub fn add_channel(&self, channel: Arc<dyn Channel>) {
+        self.channels.write().unwrap_or_else(|p| p.into_inner()).insert(channel.name().to_string(), channel);
+        self.wake.notify_one();
+    }
+
+    /// Delivers ticket notices for `desk.name()` (which must be in [`EngineConfig::desks`]) through `desk`.
+    pub fn add_desk(&self, desk: Arc<dyn AgentDesk>) {
+        self.desks.write().unwrap_or_else(|p| p.into_inner()).insert(desk.name().to_string(), desk);
+        self.wake.notify_one();
+    }
+
+    /// Whether the allowlist lets `actor` act on tickets.
+    pub fn is_agent(&self, actor: &Actor) -> bool {
+        let allowed = |id: &str| {
+            self.config.agents.iter().any(|a| match a.strip_suffix('*') {
+                Some(prefix) => id.starts_with(prefix),
+                None => a == id,
+            })
+        };
+        allowed(&actor.id) || actor.roles.iter().any(|r| allowed(r))
+    }
+
+    /// Handles one customer message: stores it, answers or hands off, and queues the replies.
+    pub async fn handle(&self, inbound: Inbound) -> Result<Handled, EngineError> {
+        let brain = self.brain();
+        let at = if inbound.at > 0 { inbound.at } else { now_ms() };
+        let (text, too_long) = match &inbound.content {
+            Content::Text(t) => {
+                let c = clean(t);
+                if c.trim().is_empty() {
+                    return Ok(Handled { action: Action::Ignored, intent: None, lang: Lang::En, replies: vec![], ticket_id: None });
+                }
+                let n = c.chars().count();
+                (Some(if n > MAX_MESSAGE_CHARS { c.chars().take(MAX_MESSAGE_CHARS).collect() } else { c }), n > MAX_MESSAGE_CHARS)
+            }
+            _ => (None, false),
+        };
+        let first_lang = dialogue::choose_lang(text.as_deref(), inbound.lang_hint.as_deref(), Lang::En);
+        let new = NewConversation {
+            key: crate::types::ConversationKey { channel: inbound.channel.clone(), chat: inbound.conversation.clone() },
+            customer_id: inbound.customer_id.clone(),
+            customer_name: inbound.customer_name.clone(),
+            lang: first_lang,
+            at,
+        };
+        for _ in 0..CONFLICT_RETRIES {
+            let conv = self.store.open_conversation(new.clone()).await?;
+            let (commit, handled) = self.plan_inbound(&brain, conv, &inbound, text.as_deref(), too_long, at).await?;
+            match self.store.commit(commit).await {
+                Ok(done) => {
+                    self.wake.notify_one();
+                    let ticket_id = if handled.action == Action::Handoff || handled.action == Action::Silent { done.ticket_id } else { None };
+                    return Ok(Handled { ticket_id, ..handled });
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(StoreError::Duplicate) => {
+                    return Ok(Handled { action: Action::Duplicate, intent: None, lang: first_lang, replies: vec![], ticket_id: None });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::Busy)
+    }
+
+    async fn plan_inbound(
+        &self,
+        brain: &Brain,
+        conv: Conversation,
+        inbound: &Inbound,
+        text: Option<&str>,
+        too_long: bool,
+        at: Millis,
+    ) -> Result<(Commit, Handled), EngineError> {
+        let mut next = conv.clone();
+        next.customer_name = inbound.customer_name.clone();
+        let mut commit = Commit::new(next, at);
+        commit.dedup = Some((inbound.channel.clone(), inbound.message_id.clone()));
+        let stored = match &inbound.content {
+            Content::Text(_) => text.unwrap_or_default().to_string(),
+            Content::Choice(p) => format!("[{}]", choice_label(&conv, p).unwrap_or(p)),
+            Content::Unsupported(kind) => format!("[{kind}]"),
+        };
+        commit.transcript.push((Author::Customer, stored.clone()));
+
+        // A human owns the conversation: the message goes to the ticket, the bot stays silent.
+        if conv.owner != Owner::Bot
+            && let Some(tid) = conv.ticket_id
+        {
+            let text = if too_long { format!("{stored} [cut at {MAX_MESSAGE_CHARS} characters]") } else { stored };
+            commit.events.push(TicketEventKind::CustomerMessage { text: text.clone() });
+            self.notify_desks(&mut commit, Some(tid), DeskNotice::CustomerMessage { text }, None);
+            let handled = Handled { action: Action::Silent, intent: None, lang: conv.lang, replies: vec![], ticket_id: Some(tid) };
+            return Ok((commit, handled));
+        }
+
+        let lang = dialogue::choose_lang(text, inbound.lang_hint.as_deref(), conv.lang);
+        commit.conversation.lang = lang;
+        commit.conversation.owner = Owner::Bot;
+        let step = match (&inbound.content, text) {
+            (Content::Unsupported(_), _) => canned(&conv, lang, Action::Unsupported, Phrase::TextOnly),
+            (_, Some(_)) if too_long => canned(&conv, lang, Action::TooLong, Phrase::TooLong),
+            (Content::Choice(p), _) => self.step(brain, &conv, lang, Input::Choice(p), [0; 4]),
+            (_, t) => self.step(brain, &conv, lang, Input::Text(t.unwrap_or_default()), [0; 4]),
+        };
+        // The queue position matters only when handing off: compute the step again with it.
+        let step = if step.handoff.is_some() {
+            let queued = self.queued_counts().await?;
+            match (&inbound.content, text) {
+                (Content::Choice(p), _) => self.step(brain, &conv, lang, Input::Choice(p), queued),
+                (_, t) => self.step(brain, &conv, lang, Input::Text(t.unwrap_or_default()), queued),
+            }
+        } else {
+            step
+        };
+        commit.conversation.state = step.state.clone();
+        for r in &step.replies {
+            commit.transcript.push((Author::Bot, r.text.clone()));
+            commit.outbox.push(Outgoing::Customer { key: conv.key.clone(), reply: r.clone(), ticket_id: None });
+        }
+        if let Some(h) = &step.handoff {
+            commit.conversation.owner = Owner::Queue;
+            commit.open_ticket = Some(Ticket {
+                id: 0,
+                conversation_id: conv.id,
+                key: conv.key.clone(),
+                customer_id: conv.customer_id.clone(),
+                customer_name: inbound.customer_name.clone(),
+                lang,
+                reason: h.reason.clone(),
+                priority: h.priority,
+                fields: h.fields.clone(),
+                status: TicketStatus::Queued,
+                agent: None,
+                created_at: at,
+                updated_at: at,
+            });
+            commit.events.push(TicketEventKind::Opened);
+            self.notify_desks(&mut commit, None, DeskNotice::Opened, None);
+        }
+        let handled = Handled { action: step.action, intent: step.intent.clone(), lang, replies: step.replies.clone(), ticket_id: None };
+        Ok((commit, handled))
+    }
+
+    fn step(&self, brain: &Brain, conv: &Conversation, lang: Lang, input: Input<'_>, queued: [usize; 4]) -> Step {
+        let ctx = Ctx { pack: &brain.pack, matcher: &brain.matcher, thresholds: self.config.thresholds, queued };
+        dialogue::step(&conv.state, lang, input, &ctx)
+    }
+
+    async fn queued_counts(&self) -> Result<[usize; 4], StoreError> {
+        let mut counts = [0usize; 4];
+        for t in self.store.tickets(&[TicketStatus::Queued]).await? {
+            counts[t.priority as usize] += 1;
+        }
+        Ok(counts)
+    }
+
+    fn notify_desks(&self, commit: &mut Commit, ticket_id: Option<i64>, notice: DeskNotice, by: Option<&Actor>) {
+        for desk in &self.config.desks {
+            commit.outbox.push(Outgoing::Desk { desk: desk.clone(), ticket_id, notice: notice.clone(), by: by.map(|a| a.id.clone()) });
+        }
+    }
+
+    /// Runs an agent command. Anyone not on the allowlist is refused, and the attempt logged.
+    pub async fn agent(&self, actor: &Actor, cmd: AgentCommand) -> Result<AgentOutcome, EngineError> {
+        if !self.is_agent(actor) {
+            tracing::warn!(actor = %actor.id, command = ?command_name(&cmd), "refused an agent command from someone not on the allowlist");
+            return Err(EngineError::NotAnAgent);
+        }
+        tracing::info!(actor = %actor.id, command = ?command_name(&cmd), "agent command");
+        match cmd {
+            AgentCommand::Queue => Ok(AgentOutcome::Queue(self.store.tickets(&[TicketStatus::Queued, TicketStatus::Assigned]).await?)),
+            AgentCommand::Show(id) => {
+                let ticket = self.store.ticket(id).await?.ok_or(EngineError::NoSuchTicket(id))?;
+                let events = self.store.ticket_events(id).await?;
+                let transcript = self.store.transcript(ticket.conversation_id, 500).await?;
+                Ok(AgentOutcome::Detail(Box::new(TicketDetail { ticket, events, transcript })))
+            }
+            AgentCommand::Reply(_, ref text) | AgentCommand::Note(_, ref text) if clean(text).trim().is_empty() => {
+                Err(EngineError::BadCommand("the message is empty".into()))
+            }
+            AgentCommand::Claim(id) | AgentCommand::Reply(id, _) | AgentCommand::Note(id, _) | AgentCommand::Release(id) | AgentCommand::Close(id) => {
+                self.ticket_action(actor, id, &cmd).await
+            }
+        }
+    }
+
+    async fn ticket_action(&self, actor: &Actor, id: i64, cmd: &AgentCommand) -> Result<AgentOutcome, EngineError> {
+        for _ in 0..CONFLICT_RETRIES {
+            let ticket = self.store.ticket(id).await?.ok_or(EngineError::NoSuchTicket(id))?;
+            let conv = self.store.conversation(ticket.conversation_id).await?.ok_or(EngineError::NoSuchTicket(id))?;
+            let (commit, after) = self.plan_ticket_action(actor, ticket, conv, cmd)?;
+            match self.store.commit(commit).await {
+                Ok(_) => {
+                    self.wake.notify_one();
+                    return Ok(AgentOutcome::Done(after));
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::Busy)
+    }
+
+    fn plan_ticket_action(&self, actor: &Actor, ticket: Ticket, conv: Conversation, cmd: &AgentCommand) -> Result<(Commit, Ticket), EngineError> {
+        let at = now_ms().max(ticket.updated_at);
+        let invalid = |why: String| EngineError::InvalidTicketState { ticket: ticket.id, why };
+        let closed = ticket.status == TicketStatus::Closed;
+        let mine = ticket.agent.as_deref() == Some(actor.id.as_str());
+        let other = match (&ticket.status, &ticket.agent) {
+            (TicketStatus::Assigned, Some(a)) if a != &actor.id => Some(a.clone()),
+            _ => None,
+        };
+        let mut t = ticket.clone();
+        t.updated_at = at;
+        let mut conv_next = conv.clone();
+        // The conversation is only touched while this ticket is its current one.
+        let current = conv.ticket_id == Some(ticket.id);
+        let mut commit = Commit::new(conv_next.clone(), at);
+        commit.update_ticket = Some(t.clone());
+        let lang = ticket.lang;
+        let claim = |commit: &mut Commit, t: &mut Ticket, conv_next: &mut Conversation| {
+            t.status = TicketStatus::Assigned;
+            t.agent = Some(actor.id.clone());
+            conv_next.owner = Owner::Agent(actor.id.clone());
+            commit.events.push(TicketEventKind::Claimed { agent: actor.id.clone() });
+            let joined = match lang {
+                Lang::Zh => format!("客服 {} 已接入,将为您处理。", actor.name),
+                Lang::En => format!("{} from our support team has joined and will help you.", actor.name),
+            };
+            commit.transcript.push((Author::Bot, joined.clone()));
+            commit.outbox.push(Outgoing::Customer { key: ticket.key.clone(), reply: Reply::text(joined), ticket_id: Some(ticket.id) });
+        };
+        match cmd {
+            AgentCommand::Claim(_) => {
+                if closed {
+                    return Err(invalid("is closed".into()));
+                }
+                if let Some(o) = other {
+                    return Err(invalid(format!("is already with {o}; they must release it first")));
+                }
+                if mine {
+                    return Ok((Commit::new(conv, at), ticket));
+                }
+                claim(&mut commit, &mut t, &mut conv_next);
+                self.notify_desks(&mut commit, Some(ticket.id), DeskNotice::Claimed { agent: actor.name.clone() }, Some(actor));
+            }
+            AgentCommand::Reply(_, text) => {
+                if closed {
+                    return Err(invalid("is closed; the customer is back with the bot".into()));
+                }
+                if let Some(o) = other {
+                    return Err(invalid(format!("is with {o}")));
+                }
+                if t.status == TicketStatus::Queued {
+                    claim(&mut commit, &mut t, &mut conv_next);
+                    self.notify_desks(&mut commit, Some(ticket.id), DeskNotice::Claimed { agent: actor.name.clone() }, Some(actor));
+                }
+                let text: String = clean(text).chars().take(MAX_MESSAGE_CHARS).collect();
+                commit.events.push(TicketEventKind::AgentReply { agent: actor.id.clone(), text: text.clone() });
+                commit.transcript.push((Author::Agent(actor.id.clone()), text.clone()));
+                commit.outbox.push(Outgoing::Customer { key: ticket.key.clone(), reply: Reply::text(text.clone()), ticket_id: Some(ticket.id) });
+                self.notify_desks(&mut commit, Some(ticket.id), DeskNotice::AgentReply { agent: actor.name.clone(), text }, Some(actor));
+            }
+            AgentCommand::Note(_, text) => {
+                let text: String = clean(text).chars().take(MAX_MESSAGE_CHARS).collect();
+                commit.events.push(TicketEventKind::Note { agent: actor.id.clone(), text: text.clone() });
+                self.notify_desks(&mut commit, Some(ticket.id), DeskNotice::Note { agent: actor.name.clone(), text }, Some(actor));
+            }
+            AgentCommand::Release(_) => {
+                if closed {
+                    return Err(invalid("is closed".into()));
+                }
+                if !mine {
+                    return Err(invalid("is not yours to release".into()));
+                }
+                t.status = TicketStatus::Queued;
+                t.agent = None;
+                conv_next.owner = Owner::Queue;
+                commit.events.push(TicketEventKind::Released { agent: actor.id.clone() });
+                self.notify_desks(&mut commit, Some(ticket.id), DeskNotice::Released { agent: actor.name.clone() }, Some(actor));
+            }
+            AgentCommand::Close(_) => {
+                if closed {
+                    return Err(invalid("is already closed".into()));
+                }
+                if let Some(o) = other {
+                    return Err(invalid(format!("is with {o}; they must close it")));
+                }
+                t.status = TicketStatus::Closed;
+                t.agent = t.agent.or_else(|| Some(actor.id.clone()));
+                conv_next.owner = Owner::Bot;
+                conv_next.ticket_id = None;
+                conv_next.state = Default::default();
+                commit.events.push(TicketEventKind::Closed { agent: actor.id.clone() });
+                let back = Phrase::BackToBot.text(lang).to_string();
+                commit.transcript.push((Author::Bot, back.clone()));
+                commit.outbox.push(Outgoing::Customer { key: ticket.key.clone(), reply: Reply::text(back), ticket_id: Some(ticket.id) });
+                self.notify_desks(&mut commit, Some(ticket.id), DeskNotice::Closed { agent: actor.name.clone() }, Some(actor));
+            }
+            AgentCommand::Queue | AgentCommand::Show(_) => {}
+        }
+        if current {
+            commit.conversation = conv_next;
+        }
+        commit.update_ticket = Some(t.clone());
+        Ok((commit, t))
+    }
+
+    /// Delivers what is due in the outbox for the channels and desks registered in this process.
+    /// Returns how many items were handled (sent, rescheduled or given up).
+    pub async fn deliver_due(&self) -> Result<usize, EngineError> {
+        let targets: Vec<String> = {
+            let ch = self.channels.read().unwrap_or_else(|p| p.into_inner());
+            let desks = self.desks.read().unwrap_or_else(|p| p.into_inner());
+            ch.keys().cloned().chain(desks.keys().map(|d| format!("desk:{d}"))).collect()
+        };
+        let now = now_ms();
+        let lease = i64::try_from(self.config.retry.lease.as_millis()).unwrap_or(60_000);
+        let items = self.store.claim_outbox(&targets, now, 64, lease).await?;
+        let n = items.len();
+        let mut held: HashSet<String> = HashSet::new();
+        for item in items {
+            // Keep each destination's order: after a failure, later items for it wait their turn.
+            let dest = match &item.item {
+                Outgoing::Customer { key, .. } => format!("{}/{}", key.channel, key.chat),
+                Outgoing::Desk { desk, ticket_id, .. } => format!("desk:{desk}/{}", ticket_id.unwrap_or(0)),
+            };
+            if held.contains(&dest) {
+                self.store.outbox_retry(item.id, item.attempts, now + 200).await?;
+                continue;
+            }
+            match self.send(&item).await {
+                Ok(()) => self.store.outbox_done(item.id).await?,
+                Err(e) => {
+                    held.insert(dest);
+                    self.failed(&item, e).await?;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    async fn send(&self, item: &OutboxItem) -> Result<(), ChannelError> {
+        match &item.item {
+            Outgoing::Customer { key, reply, .. } => {
+                let ch = self.channels.read().unwrap_or_else(|p| p.into_inner()).get(&key.channel).cloned();
+                let ch = ch.ok_or_else(|| ChannelError::UnknownChannel(key.channel.clone()))?;
+                ch.send(&key.chat, reply).await
+            }
+            Outgoing::Desk { desk, ticket_id, notice, .. } => {
+                let d = self.desks.read().unwrap_or_else(|p| p.into_inner()).get(desk).cloned();
+                let d = d.ok_or_else(|| ChannelError::UnknownChannel(format!("desk:{desk}")))?;
+                let Some(tid) = ticket_id else { return Ok(()) };
+                let Some(ticket) = self.store.ticket(*tid).await.map_err(|e| ChannelError::Transient(e.to_string()))? else {
+                    return Ok(());
+                };
+                let recent = if matches!(notice, DeskNotice::Opened) {
+                    self.store.transcript(ticket.conversation_id, self.config.summary_messages).await.map_err(|e| ChannelError::Transient(e.to_string()))?
+                } else {
+                    Vec::new()
+                };
+                d.notify(&TicketView { ticket, recent }, notice).await
+            }
+        }
+    }
+
+    async fn failed(&self, item: &OutboxItem, err: ChannelError) -> Result<(), StoreError> {
+        let now = now_ms();
+        let attempts = item.attempts + 1;
+        let retry = &self.config.retry;
+        let give_up = |reason: String| async move {
+            tracing::warn!(item = item.id, target = %item.item.target(), %reason, "giving up on an outbox item");
+            self.store.outbox_fail(item.id, &reason).await?;
+            if let Outgoing::Customer { ticket_id: Some(tid), .. } = &item.item {
+                let mut outbox = Vec::new();
+                for desk in &self.config.desks {
+                    outbox.push(Outgoing::Desk {
+                        desk: desk.clone(),
+                        ticket_id: Some(*tid),
+                        notice: DeskNotice::DeliveryFailed { reason: reason.clone() },
+                        by: None,
+                    });
+                }
+                self.store.append_events(*tid, vec![TicketEventKind::DeliveryFailed { reason }], outbox, now).await?;
+            }
+            Ok::<(), StoreError>(())
+        };
+        match err {
+            ChannelError::Blocked(why) => give_up(format!("the customer cannot be reached: {why}")).await,
+            ChannelError::Permanent(why) => give_up(why).await,
+            _ if attempts >= retry.max_attempts => give_up(format!("gave up after {attempts} attempts: {err}")).await,
+            ChannelError::RateLimited(wait) => {
+                tracing::info!(item = item.id, wait_ms = wait.as_millis() as u64, "rate limited, will retry");
+                let wait = i64::try_from(wait.as_millis()).unwrap_or(60_000);
+                self.store.outbox_retry(item.id, attempts, now + wait).await
+            }
+            ChannelError::Transient(_) | ChannelError::UnknownChannel(_) => {
+                let wait = retry.backoff(item.attempts);
+                tracing::info!(item = item.id, attempts, error = %err, "delivery failed, will retry");
+                self.store.outbox_retry(item.id, attempts, now + i64::try_from(wait.as_millis()).unwrap_or(60_000)).await
+            }
+        }
+    }
+
+    /// Delivers until nothing is due right now (for tests and one-shot commands).
+    pub async fn flush(&self) -> Result<(), EngineError> {
+        while self.deliver_due().await? > 0 {}
+        Ok(())
+    }
+
+    /// Runs the outbox until `shutdown` completes: delivers as soon as something is committed,
+    /// and polls so items committed by other processes and retries go out too.
+    pub async fn run_outbox(self: Arc<Self>, poll: Duration, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let busy = match self.deliver_due().await {
+                Ok(n) => n > 0,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox delivery failed");
+                    false
+                }
+            };
+            if busy {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+}
+
+fn canned(conv: &Conversation, lang: Lang, action: Action, phrase: Phrase) -> Step {
+    Step { state: conv.state.clone(), lang, replies: vec![Reply::text(phrase.text(lang))], action, intent: None, handoff: None }
+}
+
+fn choice_label<'a>(conv: &'a Conversation, payload: &str) -> Option<&'a str> {
+    match &conv.state.pending {
+        dialogue::Pending::Choices { choices } => choices.iter().find(|c| c.payload == payload).map(|c| c.label.as_str()),
+        _ => None,
+    }
+}
+
+fn command_name(cmd: &AgentCommand) -> &'static str {
+    match cmd {
+        AgentCommand::Queue => "queue",
+        AgentCommand::Show(_) => "show",
+        AgentCommand::Claim(_) => "claim",
+        AgentCommand::Reply(..) => "reply",
+        AgentCommand::Note(..) => "note",
+        AgentCommand::Release(_) => "release",
+        AgentCommand::Close(_) => "close",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let r = RetryPolicy::default();
+        assert_eq!(r.backoff(0), Duration::from_millis(500));
+        assert_eq!(r.backoff(1), Duration::from_secs(1));
+        assert_eq!(r.backoff(30), Duration::from_secs(300));
+    }
+}

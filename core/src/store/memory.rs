@@ -1,0 +1,214 @@
+//! An in-memory [`Store`] for unit tests and conversation scripts. One mutex guards everything, so
+//! each commit is trivially atomic.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{Commit, Committed, NewConversation, Store};
+use crate::StoreError;
+use crate::types::{
+    Conversation, ConversationKey, Millis, OutboxItem, Outgoing, Ticket, TicketEvent, TicketEventKind, TicketStatus, TranscriptEntry,
+};
+
+#[derive(Debug, Default)]
+struct Inner {
+    conversations: BTreeMap<i64, Conversation>,
+    by_key: HashMap<ConversationKey, i64>,
+    tickets: BTreeMap<i64, Ticket>,
+    events: Vec<TicketEvent>,
+    transcript: Vec<TranscriptEntry>,
+    processed: HashSet<(String, String)>,
+    outbox: BTreeMap<i64, (OutboxItem, bool)>, // (item, failed)
+    values: HashMap<(String, String), String>,
+    next_id: i64,
+}
+
+impl Inner {
+    fn id(&mut self) -> i64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn push_outbox(&mut self, item: Outgoing, at: Millis) {
+        let id = self.id();
+        self.outbox.insert(id, (OutboxItem { id, item, attempts: 0, due_at: at }, false));
+    }
+}
+
+/// Keeps everything in memory; lost when dropped.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent data (every write below is infallible).
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn open_conversation(&self, new: NewConversation) -> Result<Conversation, StoreError> {
+        let mut g = self.lock();
+        if let Some(id) = g.by_key.get(&new.key) {
+            return g.conversations.get(id).cloned().ok_or_else(|| StoreError::Corrupt("dangling key".into()));
+        }
+        let id = g.id();
+        let c = Conversation {
+            id,
+            key: new.key.clone(),
+            customer_id: new.customer_id,
+            customer_name: new.customer_name,
+            lang: new.lang,
+            state: Default::default(),
+            owner: Default::default(),
+            ticket_id: None,
+            version: 0,
+            updated_at: new.at,
+        };
+        g.by_key.insert(new.key, id);
+        g.conversations.insert(id, c.clone());
+        Ok(c)
+    }
+
+    async fn conversation(&self, id: i64) -> Result<Option<Conversation>, StoreError> {
+        Ok(self.lock().conversations.get(&id).cloned())
+    }
+
+    async fn commit(&self, c: Commit) -> Result<Committed, StoreError> {
+        let mut g = self.lock();
+        let stored = g.conversations.get(&c.conversation.id).ok_or_else(|| StoreError::Corrupt("no such conversation".into()))?;
+        if stored.version != c.conversation.version {
+            return Err(StoreError::Conflict(c.conversation.id));
+        }
+        if let Some(d) = &c.dedup
+            && g.processed.contains(d)
+        {
+            return Err(StoreError::Duplicate);
+        }
+        // Validation done: from here on nothing fails.
+        if let Some(d) = c.dedup.clone() {
+            g.processed.insert(d);
+        }
+        let mut conv = c.conversation.clone();
+        conv.version += 1;
+        conv.updated_at = c.at;
+        let mut ticket_id = c.existing_ticket();
+        if let Some(mut t) = c.open_ticket.clone() {
+            let id = g.id();
+            t.id = id;
+            t.conversation_id = conv.id;
+            g.tickets.insert(id, t);
+            conv.ticket_id = Some(id);
+            ticket_id = Some(id);
+        }
+        if let Some(t) = c.update_ticket.clone() {
+            g.tickets.insert(t.id, t);
+        }
+        if let Some(tid) = ticket_id {
+            for kind in c.events.iter().cloned() {
+                g.events.push(TicketEvent { ticket_id: tid, at: c.at, kind });
+            }
+        }
+        for (author, text) in c.transcript.iter().cloned() {
+            g.transcript.push(TranscriptEntry { conversation_id: conv.id, ticket_id, author, text, at: c.at });
+        }
+        for mut item in c.outbox.iter().cloned() {
+            if let Outgoing::Desk { ticket_id: t @ None, .. } = &mut item {
+                *t = ticket_id;
+            }
+            g.push_outbox(item, c.at);
+        }
+        g.conversations.insert(conv.id, conv.clone());
+        Ok(Committed { conversation: conv, ticket_id })
+    }
+
+    async fn ticket(&self, id: i64) -> Result<Option<Ticket>, StoreError> {
+        Ok(self.lock().tickets.get(&id).cloned())
+    }
+
+    async fn tickets(&self, status: &[TicketStatus]) -> Result<Vec<Ticket>, StoreError> {
+        let mut v: Vec<Ticket> = self.lock().tickets.values().filter(|t| status.contains(&t.status)).cloned().collect();
+        v.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.created_at.cmp(&b.created_at)).then(a.id.cmp(&b.id)));
+        Ok(v)
+    }
+
+    async fn ticket_events(&self, ticket_id: i64) -> Result<Vec<TicketEvent>, StoreError> {
+        Ok(self.lock().events.iter().filter(|e| e.ticket_id == ticket_id).cloned().collect())
+    }
+
+    async fn append_events(&self, ticket_id: i64, events: Vec<TicketEventKind>, outbox: Vec<Outgoing>, at: Millis) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        for kind in events {
+            g.events.push(TicketEvent { ticket_id, at, kind });
+        }
+        for item in outbox {
+            g.push_outbox(item, at);
+        }
+        Ok(())
+    }
+
+    async fn transcript(&self, conversation_id: i64, limit: usize) -> Result<Vec<TranscriptEntry>, StoreError> {
+        let g = self.lock();
+        let all: Vec<&TranscriptEntry> = g.transcript.iter().filter(|e| e.conversation_id == conversation_id).collect();
+        let skip = all.len().saturating_sub(limit);
+        Ok(all.into_iter().skip(skip).cloned().collect())
+    }
+
+    async fn claim_outbox(&self, targets: &[String], now: Millis, limit: usize, lease_ms: i64) -> Result<Vec<OutboxItem>, StoreError> {
+        let mut g = self.lock();
+        let mut out = Vec::new();
+        for (item, failed) in g.outbox.values_mut() {
+            if out.len() >= limit {
+                break;
+            }
+            if !*failed && item.due_at <= now && targets.contains(&item.item.target()) {
+                out.push(item.clone());
+                item.due_at = now + lease_ms;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn outbox_done(&self, id: i64) -> Result<(), StoreError> {
+        self.lock().outbox.remove(&id);
+        Ok(())
+    }
+
+    async fn outbox_retry(&self, id: i64, attempts: i64, due_at: Millis) -> Result<(), StoreError> {
+        if let Some((item, _)) = self.lock().outbox.get_mut(&id) {
+            item.attempts = attempts;
+            item.due_at = due_at;
+        }
+        Ok(())
+    }
+
+    async fn outbox_fail(&self, id: i64, _reason: &str) -> Result<(), StoreError> {
+        if let Some((_, failed)) = self.lock().outbox.get_mut(&id) {
+            *failed = true;
+        }
+        Ok(())
+    }
+
+    async fn outbox_pending(&self) -> Result<Vec<OutboxItem>, StoreError> {
+        Ok(self.lock().outbox.values().filter(|(_, f)| !f).map(|(i, _)| i.clone()).collect())
+    }
+
+    async fn get_value(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().values.get(&(namespace.to_string(), key.to_string())).cloned())
+    }
+
+    async fn set_value(&self, namespace: &str, key: &str, value: &str) -> Result<(), StoreError> {
+        self.lock().values.insert((namespace.to_string(), key.to_string()), value.to_string());
+        Ok(())
+    }
+}

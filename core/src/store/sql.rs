@@ -1,0 +1,454 @@
+//! [`SqlStore`]: the [`Store`] on sqlx's `Any` driver, so one implementation serves SQLite (a file in
+//! WAL mode, created on first run) and PostgreSQL (shared by several bot instances). Each backend
+//! has its numbered migrations under `core/migrations/<backend>/`; the queries here are portable
+//! (`$n` parameters, `ON CONFLICT`, `RETURNING`), with row locking added on PostgreSQL.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, AssertSqlSafe, Row};
+
+use super::{Commit, Committed, NewConversation, Store};
+use crate::types::{
+    Conversation, ConversationKey, Millis, OutboxItem, Outgoing, Priority, Ticket, TicketEvent, TicketEventKind, TicketStatus, TranscriptEntry,
+};
+use crate::{Lang, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// SQLite or PostgreSQL storage.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+const CONV_COLS: &str = "id, channel, chat, customer_id, customer_name, lang, state, owner, ticket_id, version, updated_at";
+const TICKET_COLS: &str =
+    "id, conversation_id, channel, chat, customer_id, customer_name, lang, reason, priority, fields, status, agent, created_at, updated_at";
+
+impl SqlStore {
+    /// Opens (creating if needed) the SQLite database `switchboard.db` in `data_dir`, in WAL mode,
+    /// and applies migrations.
+    pub async fn open_sqlite(data_dir: &Path) -> Result<SqlStore, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Open { path: data_dir.display().to_string(), reason: e.to_string() })?;
+        let path = data_dir.join("switchboard.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        SqlStore::connect(&url).await
+    }
+
+    /// Connects to a `sqlite://` or `postgres://` URL and applies migrations.
+    pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Open { path: redact(url), reason: "the URL must start with sqlite: or postgres:".into() });
+        };
+        let opts = sqlx::any::AnyConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Open { path: redact(url), reason: e.to_string() })?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await
+            .map_err(|e| StoreError::Open { path: redact(url), reason: e.to_string() })?;
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(SqlStore { pool, backend })
+    }
+
+    /// Closes the pool (tests use it to simulate a restart).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Hides the password part of a database URL.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    Ok(serde_json::to_string(v)?)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+    Ok(serde_json::from_str(s)?)
+}
+
+fn priority_num(p: Priority) -> i64 {
+    p as i64
+}
+
+fn priority_from(n: i64) -> Priority {
+    match n {
+        0 => Priority::Low,
+        2 => Priority::High,
+        3 => Priority::Urgent,
+        _ => Priority::Normal,
+    }
+}
+
+fn lang_from(s: &str) -> Result<Lang, StoreError> {
+    Lang::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown language {s:?}")))
+}
+
+fn conversation_row(r: &AnyRow) -> Result<Conversation, StoreError> {
+    Ok(Conversation {
+        id: r.try_get("id")?,
+        key: ConversationKey { channel: r.try_get("channel")?, chat: r.try_get("chat")? },
+        customer_id: r.try_get("customer_id")?,
+        customer_name: r.try_get("customer_name")?,
+        lang: lang_from(&r.try_get::<String, _>("lang")?)?,
+        state: from_json(&r.try_get::<String, _>("state")?)?,
+        owner: from_json(&r.try_get::<String, _>("owner")?)?,
+        ticket_id: r.try_get("ticket_id")?,
+        version: r.try_get("version")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn ticket_row(r: &AnyRow) -> Result<Ticket, StoreError> {
+    let status: String = r.try_get("status")?;
+    Ok(Ticket {
+        id: r.try_get("id")?,
+        conversation_id: r.try_get("conversation_id")?,
+        key: ConversationKey { channel: r.try_get("channel")?, chat: r.try_get("chat")? },
+        customer_id: r.try_get("customer_id")?,
+        customer_name: r.try_get("customer_name")?,
+        lang: lang_from(&r.try_get::<String, _>("lang")?)?,
+        reason: from_json(&r.try_get::<String, _>("reason")?)?,
+        priority: priority_from(r.try_get("priority")?),
+        fields: from_json(&r.try_get::<String, _>("fields")?)?,
+        status: TicketStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("unknown ticket status {status:?}")))?,
+        agent: r.try_get("agent")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn outbox_row(r: &AnyRow) -> Result<OutboxItem, StoreError> {
+    Ok(OutboxItem {
+        id: r.try_get("id")?,
+        item: from_json(&r.try_get::<String, _>("item")?)?,
+        attempts: r.try_get("attempts")?,
+        due_at: r.try_get("due_at")?,
+    })
+}
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
+async fn insert_outbox(tx: &mut Tx<'_>, item: &Outgoing, at: Millis) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO outbox (target, item, attempts, due_at, status) VALUES ($1, $2, 0, $3, 'pending')")
+        .bind(item.target())
+        .bind(json(item)?)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn insert_event(tx: &mut Tx<'_>, ticket_id: i64, kind: &TicketEventKind, at: Millis) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO ticket_events (ticket_id, at, kind) VALUES ($1, $2, $3)")
+        .bind(ticket_id)
+        .bind(at)
+        .bind(json(kind)?)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn open_conversation(&self, new: NewConversation) -> Result<Conversation, StoreError> {
+        sqlx::query(
+            "INSERT INTO conversations (channel, chat, customer_id, customer_name, lang, state, owner, ticket_id, version, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 0, $8) ON CONFLICT (channel, chat) DO NOTHING",
+        )
+        .bind(&new.key.channel)
+        .bind(&new.key.chat)
+        .bind(&new.customer_id)
+        .bind(&new.customer_name)
+        .bind(new.lang.as_str())
+        .bind(json(&crate::dialogue::DialogueState::default())?)
+        .bind(json(&crate::types::Owner::Bot)?)
+        .bind(new.at)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {CONV_COLS} FROM conversations WHERE channel = $1 AND chat = $2")))
+            .bind(&new.key.channel)
+            .bind(&new.key.chat)
+            .fetch_one(&self.pool)
+            .await?;
+        conversation_row(&row)
+    }
+
+    async fn conversation(&self, id: i64) -> Result<Option<Conversation>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {CONV_COLS} FROM conversations WHERE id = $1"))).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(conversation_row).transpose()
+    }
+
+    async fn commit(&self, c: Commit) -> Result<Committed, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some((channel, message_id)) = &c.dedup {
+            let done = sqlx::query("INSERT INTO processed (channel, message_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                .bind(channel)
+                .bind(message_id)
+                .bind(c.at)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Duplicate);
+            }
+        }
+        let mut conv = c.conversation.clone();
+        let updated = sqlx::query(
+            "UPDATE conversations SET customer_name = $1, lang = $2, state = $3, owner = $4, ticket_id = $5, \
+             version = version + 1, updated_at = $6 WHERE id = $7 AND version = $8",
+        )
+        .bind(&conv.customer_name)
+        .bind(conv.lang.as_str())
+        .bind(json(&conv.state)?)
+        .bind(json(&conv.owner)?)
+        .bind(conv.ticket_id)
+        .bind(c.at)
+        .bind(conv.id)
+        .bind(conv.version)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::Conflict(conv.id));
+        }
+        conv.version += 1;
+        conv.updated_at = c.at;
+
+        let mut ticket_id = c.existing_ticket();
+        if let Some(t) = &c.open_ticket {
+            let id: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+                "INSERT INTO tickets ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+                &TICKET_COLS[4..]
+            )))
+            .bind(conv.id)
+            .bind(&t.key.channel)
+            .bind(&t.key.chat)
+            .bind(&t.customer_id)
+            .bind(&t.customer_name)
+            .bind(t.lang.as_str())
+            .bind(json(&t.reason)?)
+            .bind(priority_num(t.priority))
+            .bind(json(&t.fields)?)
+            .bind(t.status.as_str())
+            .bind(&t.agent)
+            .bind(t.created_at)
+            .bind(t.updated_at)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE conversations SET ticket_id = $1 WHERE id = $2").bind(id).bind(conv.id).execute(&mut *tx).await?;
+            conv.ticket_id = Some(id);
+            ticket_id = Some(id);
+        }
+        if let Some(t) = &c.update_ticket {
+            sqlx::query("UPDATE tickets SET priority = $1, fields = $2, status = $3, agent = $4, updated_at = $5 WHERE id = $6")
+                .bind(priority_num(t.priority))
+                .bind(json(&t.fields)?)
+                .bind(t.status.as_str())
+                .bind(&t.agent)
+                .bind(t.updated_at)
+                .bind(t.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(tid) = ticket_id {
+            for kind in &c.events {
+                insert_event(&mut tx, tid, kind, c.at).await?;
+            }
+        }
+        for (author, text) in &c.transcript {
+            sqlx::query("INSERT INTO transcript (conversation_id, ticket_id, author, text, at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(conv.id)
+                .bind(ticket_id)
+                .bind(json(author)?)
+                .bind(text)
+                .bind(c.at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for item in &c.outbox {
+            let mut item = item.clone();
+            if let Outgoing::Desk { ticket_id: t @ None, .. } = &mut item {
+                *t = ticket_id;
+            }
+            insert_outbox(&mut tx, &item, c.at).await?;
+        }
+        tx.commit().await?;
+        Ok(Committed { conversation: conv, ticket_id })
+    }
+
+    async fn ticket(&self, id: i64) -> Result<Option<Ticket>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {TICKET_COLS} FROM tickets WHERE id = $1"))).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(ticket_row).transpose()
+    }
+
+    async fn tickets(&self, status: &[TicketStatus]) -> Result<Vec<Ticket>, StoreError> {
+        let mut out = Vec::new();
+        // Few states: one query per state keeps the SQL portable; merge in queue order.
+        for s in status {
+            let rows = sqlx::query(AssertSqlSafe(format!("SELECT {TICKET_COLS} FROM tickets WHERE status = $1"))).bind(s.as_str()).fetch_all(&self.pool).await?;
+            for r in &rows {
+                out.push(ticket_row(r)?);
+            }
+        }
+        out.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.created_at.cmp(&b.created_at)).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    async fn ticket_events(&self, ticket_id: i64) -> Result<Vec<TicketEvent>, StoreError> {
+        let rows = sqlx::query("SELECT ticket_id, at, kind FROM ticket_events WHERE ticket_id = $1 ORDER BY id")
+            .bind(ticket_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(TicketEvent { ticket_id: r.try_get("ticket_id")?, at: r.try_get("at")?, kind: from_json(&r.try_get::<String, _>("kind")?)? }))
+            .collect()
+    }
+
+    async fn append_events(&self, ticket_id: i64, events: Vec<TicketEventKind>, outbox: Vec<Outgoing>, at: Millis) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for kind in &events {
+            insert_event(&mut tx, ticket_id, kind, at).await?;
+        }
+        for item in &outbox {
+            insert_outbox(&mut tx, item, at).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn transcript(&self, conversation_id: i64, limit: usize) -> Result<Vec<TranscriptEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT conversation_id, ticket_id, author, text, at FROM transcript WHERE conversation_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(conversation_id)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut v = rows
+            .iter()
+            .map(|r| {
+                Ok(TranscriptEntry {
+                    conversation_id: r.try_get("conversation_id")?,
+                    ticket_id: r.try_get("ticket_id")?,
+                    author: from_json(&r.try_get::<String, _>("author")?)?,
+                    text: r.try_get("text")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        v.reverse();
+        Ok(v)
+    }
+
+    async fn claim_outbox(&self, targets: &[String], now: Millis, limit: usize, lease_ms: i64) -> Result<Vec<OutboxItem>, StoreError> {
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lock = if self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let list = (0..targets.len()).map(|i| format!("${}", i + 4)).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "UPDATE outbox SET due_at = $1 WHERE id IN \
+             (SELECT id FROM outbox WHERE status = 'pending' AND due_at <= $2 AND target IN ({list}) ORDER BY id LIMIT $3{lock}) \
+             RETURNING id, item, attempts, due_at"
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now + lease_ms).bind(now).bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        for t in targets {
+            q = q.bind(t);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        let mut v = rows.iter().map(outbox_row).collect::<Result<Vec<_>, _>>()?;
+        v.sort_by_key(|i| i.id);
+        Ok(v)
+    }
+
+    async fn outbox_done(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM outbox WHERE id = $1").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn outbox_retry(&self, id: i64, attempts: i64, due_at: Millis) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET attempts = $1, due_at = $2 WHERE id = $3").bind(attempts).bind(due_at).bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn outbox_fail(&self, id: i64, reason: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET status = 'failed', error = $1 WHERE id = $2").bind(reason).bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn outbox_pending(&self) -> Result<Vec<OutboxItem>, StoreError> {
+        let rows = sqlx::query("SELECT id, item, attempts, due_at FROM outbox WHERE status = 'pending' ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter().map(outbox_row).collect()
+    }
+
+    async fn get_value(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM kv WHERE namespace = $1 AND key = $2")
+            .bind(namespace)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn set_value(&self, namespace: &str, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO kv (namespace, key, value) VALUES ($1, $2, $3) ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value")
+            .bind(namespace)
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://***@h/db");
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn priorities_round_trip() {
+        for p in [Priority::Low, Priority::Normal, Priority::High, Priority::Urgent] {
+            assert_eq!(priority_from(priority_num(p)), p);
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! `switchboard intents check` and `switchboard intents test`: the maintainers' checks on a pack.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use switchboard_core::Lang;
+use switchboard_core::matcher::{Example, Matcher};
+use switchboard_core::pack::Pack;
+use switchboard_core::script;
+
+use crate::config::{Config, load_pack};
+
+/// Pack commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum IntentsCommand {
+    /// Validate a pack, and warn about phrasings that sit closer to another intent than to their own.
+    Check {
+        /// The pack folder (default: the configured pack).
+        dir: Option<PathBuf>,
+    },
+    /// Run the pack's conversation scripts (`<pack>/tests/*.toml`).
+    Test {
+        /// The pack folder (default: the configured pack).
+        dir: Option<PathBuf>,
+    },
+}
+
+pub async fn run(config: Config, cmd: IntentsCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        IntentsCommand::Check { dir } => {
+            let dir = dir.unwrap_or_else(|| config.pack.clone());
+            let pack = load_pack(&dir, &config.values)?;
+            let mut per_lang: BTreeMap<Lang, usize> = BTreeMap::new();
+            for it in &pack.intents {
+                for (l, t) in &it.text {
+                    *per_lang.entry(*l).or_default() += t.examples.len();
+                }
+            }
+            let langs = per_lang.iter().map(|(l, n)| format!("{l}: {n}")).collect::<Vec<_>>().join(", ");
+            println!("{}: {} intents, {} examples ({langs})", dir.display(), pack.intents.len(), pack.examples().len());
+            let warnings = closer_elsewhere(&pack, 10);
+            for w in &warnings {
+                println!("warning: {w}");
+            }
+            println!("ok{}", if warnings.is_empty() { String::new() } else { format!(", with {} warnings", warnings.len()) });
+            Ok(ExitCode::SUCCESS)
+        }
+        IntentsCommand::Test { dir } => {
+            let dir = dir.unwrap_or_else(|| config.pack.clone());
+            let pack = load_pack(&dir, &config.values)?;
+            let scripts = script::load_scripts(&dir)?;
+            let report = script::run(&pack, &scripts, &config.engine()).await;
+            for f in &report.failures {
+                println!("FAIL {f}");
+            }
+            println!(
+                "{} conversations, {} steps: {} passed, {} failed",
+                report.conversations,
+                report.steps,
+                report.steps.saturating_sub(report.failures.len()),
+                report.failures.len()
+            );
+            Ok(if report.failures.is_empty() && report.conversations > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
+}
+
+/// Each example is scored by a matcher trained without its fold; those that rank another intent
+/// first are reported with `file`, intent and the intent they look like.
+fn closer_elsewhere(pack: &Pack, folds: usize) -> Vec<String> {
+    let examples: Vec<(Example, PathBuf)> =
+        pack.intents.iter().flat_map(|it| it.text.values().flat_map(|t| t.examples.iter().map(|e| (Example { text: e.clone(), label: it.id.clone() }, it.file.clone())))).collect();
+    let mut out = Vec::new();
+    for k in 0..folds {
+        let train: Vec<Example> = examples.iter().enumerate().filter(|(i, _)| i % folds != k).map(|(_, (e, _))| e.clone()).collect();
+        let m = Matcher::train(&train);
+        for (e, file) in examples.iter().enumerate().filter(|(i, _)| i % folds == k).map(|(_, x)| x) {
+            let ranked = m.rank(&e.text, 2);
+            if let Some(top) = ranked.first()
+                && top.label != e.label
+            {
+                let own = m.rank(&e.text, m.labels().len()).into_iter().find(|s| s.label == e.label).map_or(0.0, |s| s.score);
+                out.push(format!(
+                    "{}: {:?} (intent {}) sits closer to {} ({:.2}) than to its own intent ({:.2})",
+                    file.display(),
+                    e.text,
+                    e.label,
+                    top.label,
+                    top.score,
+                    own
+                ));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,92 @@
+//! `switchboard run`: serves the configured channels until Ctrl-C (or SIGTERM): the adapters, the
+//! outbox, the pack's hot reload and, when `http_listen` is set, the HTTP server (health check and
+//! webhooks).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_core::engine::Engine;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+
+/// Options of `switchboard run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {}
+
+/// Resolves when the process is asked to stop.
+#[derive(Debug, Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    /// A shutdown signal and the sender that triggers it.
+    pub fn new() -> (watch::Sender<bool>, Shutdown) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Shutdown(rx))
+    }
+
+    /// Waits until shutdown is triggered (or its sender is gone).
+    pub async fn wait(mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
+async fn signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+pub async fn run(config: Config, _args: RunArgs) -> anyhow::Result<ExitCode> {
+    let pack = config.load_pack()?;
+    let store = config.open_store().await?;
+    let engine = Engine::new(store, pack, config.engine());
+    let (stop, shutdown) = Shutdown::new();
+    let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+    let mut http = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+
+    // Adapters: each starts when its token is in the environment.
+    let adapters_before = tasks.len();
+    // (adapter start lines go here)
+    if tasks.len() == adapters_before {
+        tracing::warn!("no chat platform is configured: set TELEGRAM_BOT_TOKEN and/or DISCORD_TOKEN");
+    }
+
+    tasks.push(tokio::spawn(crate::reload::watch(engine.clone(), config.clone(), shutdown.clone())));
+    if let Some(addr) = config.http_listen {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!(%addr, "HTTP server listening");
+        let sd = shutdown.clone();
+        let app = std::mem::take(&mut http);
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(sd.wait()).await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        }));
+    }
+    let outbox = tokio::spawn(Arc::clone(&engine).run_outbox(Duration::from_secs(1), shutdown.clone().wait()));
+    tracing::info!(pack = %config.pack.display(), "switchboard is running");
+    signal().await;
+    tracing::info!("shutting down");
+    let _ = stop.send(true);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
+    let _ = outbox.await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,79 @@
+//! The `switchboard` binary: the command line over the core and the adapters.
+//!
+//! `chat` is a customer conversation in the terminal, `desk` the agents' side, `run` serves the
+//! configured channels, `intents check|test` are for maintainers and `eval` scores the matcher.
+
+mod cmd;
+mod config;
+mod reload;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Switchboard: a support bot that answers the common questions and hands the rest to people.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about)]
+struct Cli {
+    /// Configuration file (default: ./switchboard.toml if it exists).
+    #[arg(long, global = true, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Chat with the bot in the terminal, as a customer.
+    Chat(cmd::chat::ChatArgs),
+    /// Work tickets in the terminal, as an agent.
+    Desk(cmd::desk::DeskArgs),
+    /// Serve the configured channels (Telegram, Discord).
+    Run(cmd::run::RunArgs),
+    /// Check and test intent packs.
+    #[command(subcommand)]
+    Intents(cmd::intents::IntentsCommand),
+    /// Train the matcher on one set and score it on another.
+    Eval(cmd::eval::EvalArgs),
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(match cli.command {
+        Command::Run(_) => "info",
+        _ => "warn",
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let load = || config::Config::load(cli.config.as_deref());
+        match cli.command {
+            Command::Chat(args) => cmd::chat::run(load()?, args).await,
+            Command::Desk(args) => cmd::desk::run(load()?, args).await,
+            Command::Run(args) => cmd::run::run(load()?, args).await,
+            Command::Intents(c) => cmd::intents::run(load()?, c).await,
+            Command::Eval(args) => {
+                let cfg = load()?;
+                cmd::eval::run(&args, cfg.matching).map(|()| ExitCode::SUCCESS)
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
