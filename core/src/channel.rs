@@ -35,6 +35,13 @@ pub trait AgentDesk: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &str;
     /// Shows a ticket event. Errors are retried like customer messages.
     async fn notify(&self, view: &TicketView, notice: &DeskNotice) -> Result<(), ChannelError>;
+    /// Shows a ticket event caused by `by` (the acting agent's actor id; `None` for the customer or
+    /// the system), so a desk can skip echoing what its own agents just wrote there. The engine
+    /// calls this one; by default it is [`AgentDesk::notify`].
+    async fn notify_by(&self, view: &TicketView, notice: &DeskNotice, by: Option<&str>) -> Result<(), ChannelError> {
+        let _ = by;
+        self.notify(view, notice).await
+    }
 }
 
 /// The plain-text summary of a ticket that desks post when it opens.
@@ -238,7 +245,11 @@ impl AgentDesk for Recorder {
 
     async fn notify(&self, view: &TicketView, notice: &DeskNotice) -> Result<(), ChannelError> {
         let summary = matches!(notice, DeskNotice::Opened).then(|| ticket_summary(view));
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).push(Recorded::Notice { ticket: view.ticket.id, notice: notice.clone(), summary });
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).push(Recorded::Notice {
+            ticket: view.ticket.id,
+            notice: notice.clone(),
+            summary,
+        });
         Ok(())
     }
 }

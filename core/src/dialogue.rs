@@ -152,9 +152,32 @@ pub const GREETING_INTENT: &str = "greeting";
 
 /// Phrasings that always mean "let me talk to a person", after normalisation.
 const HUMAN_WORDS: &[&str] = &[
-    "人工", "转人工", "人工客服", "转人工客服", "真人", "真人客服", "找人工", "要人工", "人工服务", "轉人工", "人工客戶", "human", "agent",
-    "a human", "human agent", "real person", "a real person", "person", "operator", "talk to a human", "speak to a human",
-    "talk to a person", "speak to a person", "talk to an agent", "live agent", "customer service agent",
+    "人工",
+    "转人工",
+    "人工客服",
+    "转人工客服",
+    "真人",
+    "真人客服",
+    "找人工",
+    "要人工",
+    "人工服务",
+    "轉人工",
+    "人工客戶",
+    "human",
+    "agent",
+    "a human",
+    "human agent",
+    "real person",
+    "a real person",
+    "person",
+    "operator",
+    "talk to a human",
+    "speak to a human",
+    "talk to a person",
+    "speak to a person",
+    "talk to an agent",
+    "live agent",
+    "customer service agent",
 ];
 
 /// Whether `text` is an explicit request for a person.
@@ -193,7 +216,9 @@ impl Phrase {
         use Phrase::*;
         match (self, lang) {
             (Fallback, Lang::Zh) => "抱歉,我没太明白。能换个说法再讲一次吗?如果需要,随时输入“人工”就能联系真人客服。",
-            (Fallback, Lang::En) => "Sorry, I didn't quite get that. Could you say it another way? You can also type \"human\" at any time to reach a person.",
+            (Fallback, Lang::En) => {
+                "Sorry, I didn't quite get that. Could you say it another way? You can also type \"human\" at any time to reach a person."
+            }
             (FallbackOffer, Lang::Zh) => "我还是没能理解,很抱歉。要不要帮您转接人工客服?",
             (FallbackOffer, Lang::En) => "I'm still not sure what you need, sorry. Would you like me to pass you to a person?",
             (HumanButton, Lang::Zh) => "转人工客服",
@@ -203,13 +228,17 @@ impl Phrase {
             (Clarify, Lang::Zh) => "您是想问以下哪一个?",
             (Clarify, Lang::En) => "Did you mean one of these?",
             (TooLong, Lang::Zh) => "您的消息太长了(超过 4000 字),我只保存了前 4000 字。请把问题简短地说一下。",
-            (TooLong, Lang::En) => "Your message is too long (over 4,000 characters); I kept the first 4,000. Please tell me your question in a few words.",
+            (TooLong, Lang::En) => {
+                "Your message is too long (over 4,000 characters); I kept the first 4,000. Please tell me your question in a few words."
+            }
             (TextOnly, Lang::Zh) => "抱歉,我目前只能读取文字消息,请用文字描述您的问题。",
             (TextOnly, Lang::En) => "Sorry, I can only read text messages. Please describe your question in words.",
             (InvalidField, Lang::Zh) => "这个格式好像不太对,请再试一次。",
             (InvalidField, Lang::En) => "That doesn't look quite right, please try again.",
             (BackToBot, Lang::Zh) => "本次人工服务已结束,您现在回到了智能助手。还有其他问题可以随时问我。",
-            (BackToBot, Lang::En) => "Our team has closed this conversation and you're back with the assistant. Ask me anything else at any time.",
+            (BackToBot, Lang::En) => {
+                "Our team has closed this conversation and you're back with the assistant. Ask me anything else at any time."
+            }
         }
     }
 }
@@ -218,9 +247,9 @@ impl Phrase {
 pub fn queued_text(lang: Lang, position: usize) -> String {
     match lang {
         Lang::Zh => format!("已为您转接人工客服,您目前排在第 {position} 位。请稍候,您在这里发送的消息都会转给客服人员。"),
-        Lang::En => format!(
-            "I've passed you to our support team; you are number {position} in the queue. Anything you write here goes to them."
-        ),
+        Lang::En => {
+            format!("I've passed you to our support team; you are number {position} in the queue. Anything you write here goes to them.")
+        }
     }
 }
 
@@ -242,16 +271,16 @@ pub fn step(state: &DialogueState, lang: Lang, input: Input<'_>, ctx: &Ctx<'_>) 
         _ => input,
     };
 
-    if let Pending::Collecting { intent, fields, retries } = &state.pending {
-        if let Some(it) = ctx.pack.intent(intent) {
-            match input {
-                Input::Text(t) if is_human_request(t) => {
-                    return handoff(out, it, fields.clone(), HandoffReason::Intent(it.id.clone()), ctx);
-                }
-                Input::Text(t) => return collect(out, it, fields.clone(), *retries, t, ctx),
-                // A button pressed mid-collection: leave the collection and act on the button.
-                Input::Choice(_) => {}
+    if let Pending::Collecting { intent, fields, retries } = &state.pending
+        && let Some(it) = ctx.pack.intent(intent)
+    {
+        match input {
+            Input::Text(t) if is_human_request(t) => {
+                return handoff(out, it, fields.clone(), HandoffReason::Intent(it.id.clone()), ctx);
             }
+            Input::Text(t) => return collect(out, it, fields.clone(), *retries, t, ctx),
+            // A button pressed mid-collection: leave the collection and act on the button.
+            Input::Choice(_) => {}
         }
     }
     out.state.pending = Pending::Nothing;

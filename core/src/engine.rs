@@ -69,7 +69,13 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { thresholds: Thresholds::default(), agents: Vec::new(), desks: Vec::new(), retry: RetryPolicy::default(), summary_messages: 10 }
+        EngineConfig {
+            thresholds: Thresholds::default(),
+            agents: Vec::new(),
+            desks: Vec::new(),
+            retry: RetryPolicy::default(),
+            summary_messages: 10,
+        }
     }
 }
 
@@ -247,7 +253,8 @@ impl Engine {
             match self.store.commit(commit).await {
                 Ok(done) => {
                     self.wake.notify_one();
-                    let ticket_id = if handled.action == Action::Handoff || handled.action == Action::Silent { done.ticket_id } else { None };
+                    let ticket_id =
+                        if handled.action == Action::Handoff || handled.action == Action::Silent { done.ticket_id } else { None };
                     return Ok(Handled { ticket_id, ..handled });
                 }
                 Err(StoreError::Conflict(_)) => continue,
@@ -376,9 +383,11 @@ impl Engine {
             AgentCommand::Reply(_, ref text) | AgentCommand::Note(_, ref text) if clean(text).trim().is_empty() => {
                 Err(EngineError::BadCommand("the message is empty".into()))
             }
-            AgentCommand::Claim(id) | AgentCommand::Reply(id, _) | AgentCommand::Note(id, _) | AgentCommand::Release(id) | AgentCommand::Close(id) => {
-                self.ticket_action(actor, id, &cmd).await
-            }
+            AgentCommand::Claim(id)
+            | AgentCommand::Reply(id, _)
+            | AgentCommand::Note(id, _)
+            | AgentCommand::Release(id)
+            | AgentCommand::Close(id) => self.ticket_action(actor, id, &cmd).await,
         }
     }
 
@@ -399,7 +408,13 @@ impl Engine {
         Err(EngineError::Busy)
     }
 
-    fn plan_ticket_action(&self, actor: &Actor, ticket: Ticket, conv: Conversation, cmd: &AgentCommand) -> Result<(Commit, Ticket), EngineError> {
+    fn plan_ticket_action(
+        &self,
+        actor: &Actor,
+        ticket: Ticket,
+        conv: Conversation,
+        cmd: &AgentCommand,
+    ) -> Result<(Commit, Ticket), EngineError> {
         let at = now_ms().max(ticket.updated_at);
         let invalid = |why: String| EngineError::InvalidTicketState { ticket: ticket.id, why };
         let closed = ticket.status == TicketStatus::Closed;
@@ -456,7 +471,11 @@ impl Engine {
                 let text: String = clean(text).chars().take(MAX_MESSAGE_CHARS).collect();
                 commit.events.push(TicketEventKind::AgentReply { agent: actor.id.clone(), text: text.clone() });
                 commit.transcript.push((Author::Agent(actor.id.clone()), text.clone()));
-                commit.outbox.push(Outgoing::Customer { key: ticket.key.clone(), reply: Reply::text(text.clone()), ticket_id: Some(ticket.id) });
+                commit.outbox.push(Outgoing::Customer {
+                    key: ticket.key.clone(),
+                    reply: Reply::text(text.clone()),
+                    ticket_id: Some(ticket.id),
+                });
                 self.notify_desks(&mut commit, Some(ticket.id), DeskNotice::AgentReply { agent: actor.name.clone(), text }, Some(actor));
             }
             AgentCommand::Note(_, text) => {
@@ -545,7 +564,7 @@ impl Engine {
                 let ch = ch.ok_or_else(|| ChannelError::UnknownChannel(key.channel.clone()))?;
                 ch.send(&key.chat, reply).await
             }
-            Outgoing::Desk { desk, ticket_id, notice, .. } => {
+            Outgoing::Desk { desk, ticket_id, notice, by } => {
                 let d = self.desks.read().unwrap_or_else(|p| p.into_inner()).get(desk).cloned();
                 let d = d.ok_or_else(|| ChannelError::UnknownChannel(format!("desk:{desk}")))?;
                 let Some(tid) = ticket_id else { return Ok(()) };
@@ -553,11 +572,14 @@ impl Engine {
                     return Ok(());
                 };
                 let recent = if matches!(notice, DeskNotice::Opened) {
-                    self.store.transcript(ticket.conversation_id, self.config.summary_messages).await.map_err(|e| ChannelError::Transient(e.to_string()))?
+                    self.store
+                        .transcript(ticket.conversation_id, self.config.summary_messages)
+                        .await
+                        .map_err(|e| ChannelError::Transient(e.to_string()))?
                 } else {
                     Vec::new()
                 };
-                d.notify(&TicketView { ticket, recent }, notice).await
+                d.notify_by(&TicketView { ticket, recent }, notice, by.as_deref()).await
             }
         }
     }

@@ -317,6 +317,37 @@ pub fn predict(m: &Matcher, test: &[Example]) -> Vec<Prediction> {
         .collect()
 }
 
+/// Predictions of one train/test run, with timings.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Predictions on the clean test messages.
+    pub clean: Vec<Prediction>,
+    /// Predictions on the typo'd copies, when asked for.
+    pub typos: Option<Vec<Prediction>>,
+    /// Milliseconds to train (featurise, fit, index).
+    pub train_ms: f64,
+    /// Mean microseconds per ranked message.
+    pub us_per_message: f64,
+    /// Approximate model memory, bytes.
+    pub model_bytes: usize,
+    /// Distinct intents in training.
+    pub intents: usize,
+}
+
+/// Trains on `train`, ranks `test` (and its typo'd copy when `typos` is set, seeded by `seed`).
+pub fn train_and_predict(train: &[Example], test: &[Example], typos: bool, seed: u64) -> Run {
+    let t0 = std::time::Instant::now();
+    let m = Matcher::train(train);
+    let train_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let typo_test = typos.then(|| typo_set(test, seed));
+    let t1 = std::time::Instant::now();
+    let clean = predict(&m, test);
+    let typos = typo_test.map(|t| predict(&m, &t));
+    let n = test.len() * if typos.is_some() { 2 } else { 1 };
+    let us_per_message = if n == 0 { 0.0 } else { t1.elapsed().as_secs_f64() * 1e6 / n as f64 };
+    Run { clean, typos, train_ms, us_per_message, model_bytes: m.memory_bytes(), intents: m.labels().len() }
+}
+
 /// Precision, recall and F1 of one intent.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct IntentMetrics {

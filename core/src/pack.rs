@@ -99,11 +99,20 @@ impl Pack {
                 for l in &p.languages {
                     match Lang::parse(l.get_ref()) {
                         Some(lang) => langs.push(lang),
-                        None => issues.push(issue(&pack_file, &pack_src, l.span(), format!("unknown language {:?} (use zh or en)", l.get_ref()))),
+                        None => issues.push(issue(
+                            &pack_file,
+                            &pack_src,
+                            l.span(),
+                            format!("unknown language {:?} (use zh or en)", l.get_ref()),
+                        )),
                     }
                 }
                 if langs.is_empty() && p.languages.is_empty() {
-                    issues.push(PackIssue { file: pack_file.display().to_string(), line: 1, message: "languages must not be empty".into() });
+                    issues.push(PackIssue {
+                        file: pack_file.display().to_string(),
+                        line: 1,
+                        message: "languages must not be empty".into(),
+                    });
                 }
                 (p.name, langs, p.values)
             }
@@ -152,7 +161,11 @@ impl Pack {
             for (lang, side) in [(Lang::Zh, &parsed.zh), (Lang::En, &parsed.en)] {
                 let Some(side) = side else {
                     if languages.contains(&lang) {
-                        issues.push(PackIssue { file: here.clone(), line: 1, message: format!("missing the [{lang}] section (the pack's languages are {})", lang_list(&languages)) });
+                        issues.push(PackIssue {
+                            file: here.clone(),
+                            line: 1,
+                            message: format!("missing the [{lang}] section (the pack's languages are {})", lang_list(&languages)),
+                        });
                     }
                     continue;
                 };
@@ -192,7 +205,13 @@ impl Pack {
                     }
                     match seen_phrasings.get(&norm) {
                         Some((other_id, other_file, other_line)) if *other_id != id => {
-                            issues.push(at(ex.span(), format!("the phrasing {:?} is also listed under intent {other_id} ({other_file}:{other_line})", ex.get_ref())));
+                            issues.push(at(
+                                ex.span(),
+                                format!(
+                                    "the phrasing {:?} is also listed under intent {other_id} ({other_file}:{other_line})",
+                                    ex.get_ref()
+                                ),
+                            ));
                         }
                         Some(_) => {} // repeated within one intent: harmless
                         None => {
@@ -233,7 +252,11 @@ impl Pack {
                 collect.push(CollectField { name: cf.name.clone(), pattern, questions });
             }
             if !collect.is_empty() && parsed.handoff == HandoffPolicy::Never {
-                issues.push(PackIssue { file: here.clone(), line: 1, message: "fields to collect need a handoff policy (after_answer or instead)".into() });
+                issues.push(PackIssue {
+                    file: here.clone(),
+                    line: 1,
+                    message: "fields to collect need a handoff policy (after_answer or instead)".into(),
+                });
             }
             for f in &parsed.follow_ups {
                 follow_up_refs.push((here.clone(), line_of(&src, f.span().start), f.get_ref().clone()));

@@ -156,7 +156,11 @@ pub async fn run(pack: &Pack, scripts: &[(PathBuf, ScriptFile)], config: &Engine
                 if let Some(want) = &step.action
                     && want != handled.action.as_str()
                 {
-                    report.failures.push(fail(format!("expected action {want}, got {} (bot said: {})", handled.action.as_str(), short(&said))));
+                    report.failures.push(fail(format!(
+                        "expected action {want}, got {} (bot said: {})",
+                        handled.action.as_str(),
+                        short(&said)
+                    )));
                 }
                 if let Some(want) = &step.intent
                     && handled.intent.as_deref() != Some(want.as_str())

@@ -45,9 +45,7 @@ impl Priority {
 
     /// Parses [`Priority::as_str`] output.
     pub fn parse(s: &str) -> Option<Priority> {
-        [Priority::Low, Priority::Normal, Priority::High, Priority::Urgent]
-            .into_iter()
-            .find(|p| p.as_str() == s)
+        [Priority::Low, Priority::Normal, Priority::High, Priority::Urgent].into_iter().find(|p| p.as_str() == s)
     }
 }
 
@@ -214,9 +212,7 @@ impl TicketStatus {
 
     /// Parses [`TicketStatus::as_str`] output.
     pub fn parse(s: &str) -> Option<TicketStatus> {
-        [TicketStatus::Queued, TicketStatus::Assigned, TicketStatus::Closed]
-            .into_iter()
-            .find(|t| t.as_str() == s)
+        [TicketStatus::Queued, TicketStatus::Assigned, TicketStatus::Closed].into_iter().find(|t| t.as_str() == s)
     }
 }
 

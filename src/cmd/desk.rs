@@ -84,7 +84,11 @@ impl DeskCommand {
             "note" => DeskCommand::Note { ticket: ticket(num)?, text: with_text(text)? },
             "release" => DeskCommand::Release { ticket: ticket(num)? },
             "close" => DeskCommand::Close { ticket: ticket(num)? },
-            _ => return Err(format!("unknown command {word:?}; try: queue, show N, claim N, reply N text, note N text, release N, close N, quit")),
+            _ => {
+                return Err(format!(
+                    "unknown command {word:?}; try: queue, show N, claim N, reply N text, note N text, release N, close N, quit"
+                ));
+            }
         }))
     }
 }
@@ -178,7 +182,10 @@ pub async fn run(config: Config, args: DeskArgs) -> anyhow::Result<ExitCode> {
         });
     }
 
-    println!("Switchboard desk — you are {}. Commands: queue, show N, claim N, reply N text, note N text, release N, close N, quit.", actor.id);
+    println!(
+        "Switchboard desk — you are {}. Commands: queue, show N, claim N, reply N text, note N text, release N, close N, quit.",
+        actor.id
+    );
     let watcher = tokio::spawn(watch(engine.clone(), actor.clone()));
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await? {
@@ -234,7 +241,9 @@ mod tests {
 
     #[test]
     fn interactive_lines_parse() {
-        assert!(matches!(DeskCommand::parse_line("reply #3 hello  there"), Ok(Some(DeskCommand::Reply { ticket: 3, ref text })) if text == &vec!["hello  there".to_string()]));
+        assert!(
+            matches!(DeskCommand::parse_line("reply #3 hello  there"), Ok(Some(DeskCommand::Reply { ticket: 3, ref text })) if text == &vec!["hello  there".to_string()])
+        );
         assert!(matches!(DeskCommand::parse_line("claim 7"), Ok(Some(DeskCommand::Claim { ticket: 7 }))));
         assert!(matches!(DeskCommand::parse_line("  "), Ok(None)));
         assert!(DeskCommand::parse_line("reply 3").is_err());

@@ -69,8 +69,13 @@ pub async fn run(config: Config, cmd: IntentsCommand) -> anyhow::Result<ExitCode
 /// Each example is scored by a matcher trained without its fold; those that rank another intent
 /// first are reported with `file`, intent and the intent they look like.
 fn closer_elsewhere(pack: &Pack, folds: usize) -> Vec<String> {
-    let examples: Vec<(Example, PathBuf)> =
-        pack.intents.iter().flat_map(|it| it.text.values().flat_map(|t| t.examples.iter().map(|e| (Example { text: e.clone(), label: it.id.clone() }, it.file.clone())))).collect();
+    let examples: Vec<(Example, PathBuf)> = pack
+        .intents
+        .iter()
+        .flat_map(|it| {
+            it.text.values().flat_map(|t| t.examples.iter().map(|e| (Example { text: e.clone(), label: it.id.clone() }, it.file.clone())))
+        })
+        .collect();
     let mut out = Vec::new();
     for k in 0..folds {
         let train: Vec<Example> = examples.iter().enumerate().filter(|(i, _)| i % folds != k).map(|(_, (e, _))| e.clone()).collect();

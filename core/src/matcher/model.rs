@@ -1,9 +1,12 @@
-//! The scorer: sparse per-label weights stored feature-major, and calibrated probabilities.
+//! The scorer: multinomial logistic regression over sparse TF-IDF features, trained by SGD, with
+//! weights stored feature-major and calibrated probabilities.
 //!
-//! Scoring a message touches only the weights of the message's own features (a CSR row per
-//! feature listing `(label, weight)`), so its cost does not grow with the number of labels beyond
-//! the final softmax. Confidences are a softmax over the labels' logits plus a constant "none of
-//! these" logit, so that a message with no evidence for any label gets low confidence everywhere.
+//! Scoring a message touches only the weight rows of the message's own features. A feature seen
+//! with many labels keeps a dense row (one weight per label, added with a vectorisable loop); a
+//! feature seen with few labels keeps a sparse list of `(label, weight)`. When the whole matrix is
+//! small (as for a few hundred labels) every row is dense, so every feature can also vote
+//! *against* labels. Confidences are a softmax over the labels' logits plus a constant "none of
+//! these" logit, so a message with no evidence for any label gets low confidence everywhere.
 
 use super::features::SparseVec;
 
@@ -12,19 +15,23 @@ use super::features::SparseVec;
 pub struct ModelConfig {
     /// Passes over the training data.
     pub epochs: usize,
-    /// Initial learning rate (decays linearly to zero).
+    /// Initial learning rate (decays linearly).
     pub lr: f32,
     /// L2 regularisation strength.
     pub l2: f32,
-    /// Labels whose gradient is smaller than this are not updated for an example.
+    /// Sparse weights of labels whose gradient is smaller than this are not updated.
     pub grad_eps: f32,
     /// Trained weights smaller than this in magnitude are dropped.
     pub prune: f32,
     /// Seed of the example order.
     pub seed: u64,
-    /// Let every feature carry a weight for every label (otherwise only for labels whose examples
-    /// contain the feature).
-    pub full_support: bool,
+    /// If features × labels is at most this, every feature gets a dense row.
+    pub dense_budget: usize,
+    /// Otherwise a feature gets a dense row when it occurs with at least this share of labels.
+    pub dense_share: f32,
+    /// Additive margin: during training the true label's logit is lowered by this much, which
+    /// pushes for a margin as a support vector machine does.
+    pub margin: f32,
     /// Multiplies the logits before the softmax (inverse temperature).
     pub scale: f32,
     /// Logit of the implicit "none of these" outcome, before scaling.
@@ -40,21 +47,80 @@ impl Default for ModelConfig {
             grad_eps: 1e-3,
             prune: 1e-4,
             seed: 42,
-            full_support: false,
+            dense_budget: 16 << 20,
+            dense_share: 0.125,
+            margin: 0.0,
             scale: 1.0,
             null_logit: 0.0,
         }
     }
 }
 
-/// Sparse feature-major weights with per-label bias.
+const NO_ROW: u32 = u32::MAX;
+
+/// Feature-major weights: dense rows for features seen with many labels, sparse lists otherwise.
+#[derive(Debug, Clone, Default)]
+struct Weights {
+    n_classes: usize,
+    /// Dense row of each feature, or `NO_ROW`.
+    row: Vec<u32>,
+    /// `rows × n_classes` weights.
+    dense: Vec<f32>,
+    /// `sp_off[f]..sp_off[f + 1]` indexes `sp_cls`/`sp_w` for feature `f`.
+    sp_off: Vec<u32>,
+    sp_cls: Vec<u32>,
+    sp_w: Vec<f32>,
+}
+
+#[inline]
+fn axpy(z: &mut [f32], a: f32, row: &[f32]) {
+    for (s, &w) in z.iter_mut().zip(row) {
+        *s += a * w;
+    }
+}
+
+impl Weights {
+    /// `z += mul * W^T x`.
+    #[inline]
+    fn accumulate(&self, x: &SparseVec, mul: f32, z: &mut [f32]) {
+        let c = self.n_classes;
+        for &(f, v) in x {
+            let f = f as usize;
+            let Some(&r) = self.row.get(f) else { continue };
+            if r != NO_ROW {
+                let a = r as usize * c;
+                if let Some(row) = self.dense.get(a..a + c) {
+                    axpy(z, mul * v, row);
+                }
+            } else {
+                let (a, b) = (self.sp_off[f] as usize, self.sp_off[f + 1] as usize);
+                for (&k, &w) in self.sp_cls[a..b].iter().zip(&self.sp_w[a..b]) {
+                    if let Some(s) = z.get_mut(k as usize) {
+                        *s += mul * v * w;
+                    }
+                }
+            }
+        }
+    }
+
+    fn nnz(&self) -> usize {
+        self.dense.len() + self.sp_w.len()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        (self.row.capacity()
+            + self.dense.capacity()
+            + self.sp_off.capacity()
+            + self.sp_cls.capacity()
+            + self.sp_w.capacity())
+            * 4
+    }
+}
+
+/// Trained weights, biases and calibration.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Model {
-    n_classes: usize,
-    /// `offsets[f]..offsets[f + 1]` indexes `cls`/`w` for feature `f`.
-    offsets: Vec<u32>,
-    cls: Vec<u32>,
-    w: Vec<f32>,
+    weights: Weights,
     bias: Vec<f32>,
     scale: f32,
     null_logit: f32,
@@ -79,7 +145,7 @@ impl SplitMix {
     }
 }
 
-/// In-place softmax; returns nothing useful for empty input.
+/// In-place softmax.
 fn softmax(z: &mut [f32]) {
     let max = z.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
     let mut sum = 0.0;
@@ -96,8 +162,7 @@ fn softmax(z: &mut [f32]) {
 
 impl Model {
     /// Trains multinomial logistic regression by SGD on TF-IDF vectors `xs` with labels `y` in
-    /// `0..n_classes`. Weights live only on supported `(feature, label)` pairs, stored
-    /// feature-major; labels whose gradient is negligible for an example are skipped.
+    /// `0..n_classes`, deterministically.
     pub(crate) fn train(
         xs: &[SparseVec],
         y: &[u32],
@@ -105,25 +170,50 @@ impl Model {
         dim: usize,
         cfg: &ModelConfig,
     ) -> Model {
+        let c_n = n_classes;
+        let n = xs.len().min(y.len());
+        // Which labels each feature occurs with.
         let mut pairs: Vec<(u32, u32, f32)> = Vec::new();
-        if cfg.full_support {
-            for f in 0..dim as u32 {
-                pairs.extend((0..n_classes as u32).map(|c| (f, c, 0.0)));
-            }
-        } else {
-            for (x, &c) in xs.iter().zip(y) {
-                pairs.extend(x.iter().map(|&(f, _)| (f, c, 0.0)));
+        for (x, &c) in xs.iter().zip(y) {
+            pairs.extend(x.iter().map(|&(f, _)| (f, c, 0.0)));
+        }
+        let pairs = merge_triplets(pairs);
+        let mut count = vec![0u32; dim];
+        for &(f, _, _) in &pairs {
+            if let Some(k) = count.get_mut(f as usize) {
+                *k += 1;
             }
         }
-        let support = Model::from_entries(merge_triplets(pairs), n_classes, dim, vec![0.0; n_classes], 1.0, 0.0);
-        let Model { offsets, cls, w: mut v, mut bias, .. } = support;
+        let all_dense = dim.saturating_mul(c_n) <= cfg.dense_budget;
+        let min_share = (cfg.dense_share * c_n as f32).ceil().max(2.0) as u32;
+        let mut w = Weights { n_classes: c_n, row: vec![NO_ROW; dim], sp_off: vec![0; dim + 1], ..Weights::default() };
+        let mut rows = 0u32;
+        for (f, &k) in count.iter().enumerate() {
+            if all_dense || k >= min_share {
+                w.row[f] = rows;
+                rows += 1;
+            }
+        }
+        w.dense = vec![0.0; rows as usize * c_n];
+        for &(f, c, _) in &pairs {
+            if w.row[f as usize] == NO_ROW {
+                w.sp_off[f as usize + 1] += 1;
+                w.sp_cls.push(c);
+            }
+        }
+        for f in 0..dim {
+            w.sp_off[f + 1] += w.sp_off[f];
+        }
+        w.sp_w = vec![0.0; w.sp_cls.len()];
+
+        let mut bias = vec![0f32; c_n];
         let mut s = 1.0f32;
-        let n = xs.len().min(y.len());
         let total = (cfg.epochs * n).max(1) as f32;
         let mut order: Vec<usize> = (0..n).collect();
         let mut rng = SplitMix(cfg.seed);
-        let mut p = vec![0f32; n_classes];
+        let mut p = vec![0f32; c_n];
         let mut touched: Vec<(u32, u32, f32)> = Vec::new();
+        let mut dense_rows: Vec<(u32, f32)> = Vec::new();
         let mut t = 0usize;
         for _ in 0..cfg.epochs {
             rng.shuffle(&mut order);
@@ -132,116 +222,78 @@ impl Model {
                 t += 1;
                 p.copy_from_slice(&bias);
                 touched.clear();
+                dense_rows.clear();
                 for &(f, x) in &xs[i] {
-                    let (a, b) = (offsets[f as usize] as usize, offsets[f as usize + 1] as usize);
-                    for j in a..b {
-                        let c = cls[j];
-                        p[c as usize] += s * v[j] * x;
-                        touched.push((j as u32, c, x));
+                    let r = w.row[f as usize];
+                    if r != NO_ROW {
+                        let a = r as usize * c_n;
+                        axpy(&mut p, s * x, &w.dense[a..a + c_n]);
+                        dense_rows.push((r, x));
+                    } else {
+                        let (a, b) = (w.sp_off[f as usize] as usize, w.sp_off[f as usize + 1] as usize);
+                        for j in a..b {
+                            let c = w.sp_cls[j];
+                            p[c as usize] += s * w.sp_w[j] * x;
+                            touched.push((j as u32, c, x));
+                        }
                     }
                 }
+                p[y[i] as usize] -= cfg.margin;
                 softmax(&mut p);
-                let yi = y[i] as usize;
-                p[yi] -= 1.0;
+                p[y[i] as usize] -= 1.0;
                 for (bc, &g) in bias.iter_mut().zip(&p) {
                     *bc -= lr * g;
                 }
                 let step = lr / s;
+                for &(r, x) in &dense_rows {
+                    let a = r as usize * c_n;
+                    axpy(&mut w.dense[a..a + c_n], -step * x, &p);
+                }
                 for &(j, c, x) in &touched {
                     let g = p[c as usize];
                     if g.abs() > cfg.grad_eps {
-                        v[j as usize] -= step * g * x;
+                        w.sp_w[j as usize] -= step * g * x;
                     }
                 }
                 s *= 1.0 - lr * cfg.l2;
                 if s < 1e-3 {
-                    for w in v.iter_mut() {
-                        *w *= s;
-                    }
+                    w.dense.iter_mut().chain(w.sp_w.iter_mut()).for_each(|v| *v *= s);
                     s = 1.0;
                 }
             }
         }
-        let mut entries: Vec<(u32, u32, f32)> = Vec::with_capacity(v.len());
-        for f in 0..dim {
-            let (a, b) = (offsets[f] as usize, offsets[f + 1] as usize);
-            for j in a..b {
-                let w = v[j] * s;
-                if w.abs() >= cfg.prune {
-                    entries.push((f as u32, cls[j], w));
-                }
-            }
-        }
-        Model::from_entries(entries, n_classes, dim, bias, cfg.scale, cfg.null_logit)
-    }
-
-    /// Builds the CSR layout from `(feature, class, weight)` entries sorted by feature then class.
-    fn from_entries(
-        entries: Vec<(u32, u32, f32)>,
-        n_classes: usize,
-        dim: usize,
-        bias: Vec<f32>,
-        scale: f32,
-        null_logit: f32,
-    ) -> Model {
-        let mut offsets = vec![0u32; dim + 1];
-        for &(f, _, _) in &entries {
-            if let Some(o) = offsets.get_mut(f as usize + 1) {
-                *o += 1;
-            }
-        }
-        for i in 0..dim {
-            offsets[i + 1] += offsets[i];
-        }
-        let cls = entries.iter().map(|e| e.1).collect();
-        let w = entries.iter().map(|e| e.2).collect();
-        Model { n_classes, offsets, cls, w, bias, scale, null_logit }
+        w.dense.iter_mut().chain(w.sp_w.iter_mut()).for_each(|v| *v *= s);
+        Model { weights: prune(w, cfg.prune), bias, scale: cfg.scale, null_logit: cfg.null_logit }
     }
 
     /// Number of stored weights.
     pub(crate) fn nnz(&self) -> usize {
-        self.w.len()
+        self.weights.nnz()
     }
 
     /// Approximate heap bytes used.
     pub(crate) fn heap_bytes(&self) -> usize {
-        (self.offsets.capacity() + self.cls.capacity() + self.w.capacity() + self.bias.capacity())
-            * 4
-    }
-
-    /// Raw linear scores of every label.
-    fn logits(&self, x: &SparseVec) -> Vec<f32> {
-        let mut z = self.bias.clone();
-        z.resize(self.n_classes, 0.0);
-        for &(f, v) in x {
-            let f = f as usize;
-            let (Some(&a), Some(&b)) = (self.offsets.get(f), self.offsets.get(f + 1)) else {
-                continue;
-            };
-            let (a, b) = (a as usize, b as usize);
-            for (&c, &w) in self.cls[a..b].iter().zip(&self.w[a..b]) {
-                if let Some(s) = z.get_mut(c as usize) {
-                    *s += v * w;
-                }
-            }
-        }
-        z
+        self.weights.heap_bytes() + self.bias.capacity() * 4
     }
 
     /// The `k` most probable labels with their probabilities, highest first, ties by label id.
     pub(crate) fn top_k(&self, x: &SparseVec, k: usize) -> Vec<(u32, f32)> {
-        if self.n_classes == 0 || k == 0 {
+        if self.bias.is_empty() || k == 0 {
             return Vec::new();
         }
-        let z = self.logits(x);
+        let mut z = self.bias.clone();
+        self.weights.accumulate(x, 1.0, &mut z);
         let null = self.null_logit * self.scale;
         let max = z.iter().fold(null, |m, &s| m.max(s * self.scale));
         let mut sum = (null - max).exp();
         for &s in &z {
-            sum += (s * self.scale - max).exp();
+            let e = s * self.scale - max;
+            // exp(-30) is below f32 resolution relative to the largest term.
+            if e > -30.0 {
+                sum += e.exp();
+            }
         }
-        let order = top_indices(&z, k);
-        order
+        top_indices(&z, k)
             .into_iter()
             .map(|c| {
                 let p = (z[c as usize] * self.scale - max).exp() / sum;
@@ -249,6 +301,44 @@ impl Model {
             })
             .collect()
     }
+}
+
+/// Drops weights below `eps`; dense rows left mostly empty become sparse lists.
+fn prune(w: Weights, eps: f32) -> Weights {
+    let c_n = w.n_classes;
+    let dim = w.row.len();
+    let mut out = Weights { n_classes: c_n, row: vec![NO_ROW; dim], sp_off: vec![0; dim + 1], ..Weights::default() };
+    let mut rows = 0u32;
+    for f in 0..dim {
+        let r = w.row[f];
+        if r != NO_ROW {
+            let a = r as usize * c_n;
+            let row = &w.dense[a..a + c_n];
+            let nz = row.iter().filter(|v| v.abs() >= eps).count();
+            if nz * 3 > c_n {
+                out.row[f] = rows;
+                rows += 1;
+                out.dense.extend_from_slice(row);
+            } else {
+                for (c, &v) in row.iter().enumerate() {
+                    if v.abs() >= eps {
+                        out.sp_cls.push(c as u32);
+                        out.sp_w.push(v);
+                    }
+                }
+            }
+        } else {
+            let (a, b) = (w.sp_off[f] as usize, w.sp_off[f + 1] as usize);
+            for j in a..b {
+                if w.sp_w[j].abs() >= eps {
+                    out.sp_cls.push(w.sp_cls[j]);
+                    out.sp_w.push(w.sp_w[j]);
+                }
+            }
+        }
+        out.sp_off[f + 1] = out.sp_cls.len() as u32;
+    }
+    out
 }
 
 /// Indices of the `k` largest values, descending, ties by lower index.

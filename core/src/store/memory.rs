@@ -146,7 +146,13 @@ impl Store for MemoryStore {
         Ok(self.lock().events.iter().filter(|e| e.ticket_id == ticket_id).cloned().collect())
     }
 
-    async fn append_events(&self, ticket_id: i64, events: Vec<TicketEventKind>, outbox: Vec<Outgoing>, at: Millis) -> Result<(), StoreError> {
+    async fn append_events(
+        &self,
+        ticket_id: i64,
+        events: Vec<TicketEventKind>,
+        outbox: Vec<Outgoing>,
+        at: Millis,
+    ) -> Result<(), StoreError> {
         let mut g = self.lock();
         for kind in events {
             g.events.push(TicketEvent { ticket_id, at, kind });

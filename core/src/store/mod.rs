@@ -106,7 +106,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// A ticket's history, oldest first.
     async fn ticket_events(&self, ticket_id: i64) -> Result<Vec<TicketEvent>, StoreError>;
     /// Adds events to a ticket (and effects to the outbox) without touching its conversation.
-    async fn append_events(&self, ticket_id: i64, events: Vec<TicketEventKind>, outbox: Vec<Outgoing>, at: Millis) -> Result<(), StoreError>;
+    async fn append_events(
+        &self,
+        ticket_id: i64,
+        events: Vec<TicketEventKind>,
+        outbox: Vec<Outgoing>,
+        at: Millis,
+    ) -> Result<(), StoreError>;
     /// The last `limit` transcript lines of a conversation, oldest first.
     async fn transcript(&self, conversation_id: i64, limit: usize) -> Result<Vec<TranscriptEntry>, StoreError>;
     /// Claims up to `limit` outbox items for these targets ([`Outgoing::target`]) due at `now`,

@@ -12,7 +12,8 @@ use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use super::{Commit, Committed, NewConversation, Store};
 use crate::types::{
-    Conversation, ConversationKey, Millis, OutboxItem, Outgoing, Priority, Ticket, TicketEvent, TicketEventKind, TicketStatus, TranscriptEntry,
+    Conversation, ConversationKey, Millis, OutboxItem, Outgoing, Priority, Ticket, TicketEvent, TicketEventKind, TicketStatus,
+    TranscriptEntry,
 };
 use crate::{Lang, StoreError};
 
@@ -40,8 +41,7 @@ impl SqlStore {
     /// Opens (creating if needed) the SQLite database `switchboard.db` in `data_dir`, in WAL mode,
     /// and applies migrations.
     pub async fn open_sqlite(data_dir: &Path) -> Result<SqlStore, StoreError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| StoreError::Open { path: data_dir.display().to_string(), reason: e.to_string() })?;
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Open { path: data_dir.display().to_string(), reason: e.to_string() })?;
         let path = data_dir.join("switchboard.db");
         let url = format!("sqlite://{}?mode=rwc", path.display());
         SqlStore::connect(&url).await
@@ -57,8 +57,8 @@ impl SqlStore {
         } else {
             return Err(StoreError::Open { path: redact(url), reason: "the URL must start with sqlite: or postgres:".into() });
         };
-        let opts = sqlx::any::AnyConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Open { path: redact(url), reason: e.to_string() })?;
+        let opts =
+            sqlx::any::AnyConnectOptions::from_str(url).map_err(|e| StoreError::Open { path: redact(url), reason: e.to_string() })?;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
             .after_connect(move |conn, _| {
@@ -79,6 +79,31 @@ impl SqlStore {
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
         Ok(SqlStore { pool, backend })
+    }
+
+    /// SQLite's journal mode (`wal` for stores opened here); `None` on PostgreSQL.
+    pub async fn journal_mode(&self) -> Result<String, StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Ok("postgres".into());
+        }
+        Ok(sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&self.pool).await?)
+    }
+
+    /// Creates the database `name` on the PostgreSQL server of `base_url` (a URL to any existing
+    /// database there) and returns the new database's URL. For tests and first-time setup.
+    pub async fn create_database(base_url: &str, name: &str) -> Result<String, StoreError> {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(StoreError::Open { path: name.into(), reason: "a database name is letters, digits and _".into() });
+        }
+        let mut conn =
+            sqlx::AnyConnection::connect(base_url).await.map_err(|e| StoreError::Open { path: redact(base_url), reason: e.to_string() })?;
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut conn).await?;
+        conn.close().await?;
+        let prefix = base_url.split('?').next().unwrap_or(base_url);
+        let prefix = prefix.rsplit_once('/').map_or(prefix, |(p, _)| p);
+        Ok(format!("{prefix}/{name}"))
     }
 
     /// Closes the pool (tests use it to simulate a restart).
@@ -211,7 +236,10 @@ impl Store for SqlStore {
     }
 
     async fn conversation(&self, id: i64) -> Result<Option<Conversation>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {CONV_COLS} FROM conversations WHERE id = $1"))).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {CONV_COLS} FROM conversations WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(conversation_row).transpose()
     }
 
@@ -312,7 +340,10 @@ impl Store for SqlStore {
     }
 
     async fn ticket(&self, id: i64) -> Result<Option<Ticket>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {TICKET_COLS} FROM tickets WHERE id = $1"))).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {TICKET_COLS} FROM tickets WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(ticket_row).transpose()
     }
 
@@ -320,7 +351,10 @@ impl Store for SqlStore {
         let mut out = Vec::new();
         // Few states: one query per state keeps the SQL portable; merge in queue order.
         for s in status {
-            let rows = sqlx::query(AssertSqlSafe(format!("SELECT {TICKET_COLS} FROM tickets WHERE status = $1"))).bind(s.as_str()).fetch_all(&self.pool).await?;
+            let rows = sqlx::query(AssertSqlSafe(format!("SELECT {TICKET_COLS} FROM tickets WHERE status = $1")))
+                .bind(s.as_str())
+                .fetch_all(&self.pool)
+                .await?;
             for r in &rows {
                 out.push(ticket_row(r)?);
             }
@@ -335,11 +369,23 @@ impl Store for SqlStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok(TicketEvent { ticket_id: r.try_get("ticket_id")?, at: r.try_get("at")?, kind: from_json(&r.try_get::<String, _>("kind")?)? }))
+            .map(|r| {
+                Ok(TicketEvent {
+                    ticket_id: r.try_get("ticket_id")?,
+                    at: r.try_get("at")?,
+                    kind: from_json(&r.try_get::<String, _>("kind")?)?,
+                })
+            })
             .collect()
     }
 
-    async fn append_events(&self, ticket_id: i64, events: Vec<TicketEventKind>, outbox: Vec<Outgoing>, at: Millis) -> Result<(), StoreError> {
+    async fn append_events(
+        &self,
+        ticket_id: i64,
+        events: Vec<TicketEventKind>,
+        outbox: Vec<Outgoing>,
+        at: Millis,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for kind in &events {
             insert_event(&mut tx, ticket_id, kind, at).await?;
@@ -402,7 +448,12 @@ impl Store for SqlStore {
     }
 
     async fn outbox_retry(&self, id: i64, attempts: i64, due_at: Millis) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET attempts = $1, due_at = $2 WHERE id = $3").bind(attempts).bind(due_at).bind(id).execute(&self.pool).await?;
+        sqlx::query("UPDATE outbox SET attempts = $1, due_at = $2 WHERE id = $3")
+            .bind(attempts)
+            .bind(due_at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -412,7 +463,8 @@ impl Store for SqlStore {
     }
 
     async fn outbox_pending(&self) -> Result<Vec<OutboxItem>, StoreError> {
-        let rows = sqlx::query("SELECT id, item, attempts, due_at FROM outbox WHERE status = 'pending' ORDER BY id").fetch_all(&self.pool).await?;
+        let rows =
+            sqlx::query("SELECT id, item, attempts, due_at FROM outbox WHERE status = 'pending' ORDER BY id").fetch_all(&self.pool).await?;
         rows.iter().map(outbox_row).collect()
     }
 
@@ -425,12 +477,14 @@ impl Store for SqlStore {
     }
 
     async fn set_value(&self, namespace: &str, key: &str, value: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO kv (namespace, key, value) VALUES ($1, $2, $3) ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value")
-            .bind(namespace)
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO kv (namespace, key, value) VALUES ($1, $2, $3) ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(namespace)
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }

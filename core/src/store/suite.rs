@@ -14,7 +14,13 @@ fn key(chat: &str) -> ConversationKey {
 }
 
 fn new_conv(chat: &str) -> NewConversation {
-    NewConversation { key: key(chat), customer_id: format!("cust-{chat}"), customer_name: format!("Customer {chat}"), lang: Lang::En, at: 1 }
+    NewConversation {
+        key: key(chat),
+        customer_id: format!("cust-{chat}"),
+        customer_name: format!("Customer {chat}"),
+        lang: Lang::En,
+        at: 1,
+    }
 }
 
 fn ticket(priority: Priority, at: i64) -> Ticket {
@@ -159,7 +165,9 @@ async fn tickets_events_transcript_and_outbox(store: &dyn Store) {
 
 async fn queue_order_is_urgent_first_then_oldest(store: &dyn Store) {
     let mut ids = Vec::new();
-    for (i, (p, at)) in [(Priority::Normal, 100), (Priority::Normal, 90), (Priority::Urgent, 200), (Priority::Low, 50)].into_iter().enumerate() {
+    for (i, (p, at)) in
+        [(Priority::Normal, 100), (Priority::Normal, 90), (Priority::Urgent, 200), (Priority::Low, 50)].into_iter().enumerate()
+    {
         let c = store.open_conversation(new_conv(&format!("q{i}"))).await.unwrap();
         let mut commit = Commit::new(c, at);
         commit.open_ticket = Some(ticket(p, at));
@@ -196,7 +204,11 @@ async fn outbox_lease_retry_and_failure(store: &dyn Store) {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].item, pending[0].item);
     assert!(store.claim_outbox(&targets, 6_999, 10, 5_000).await.unwrap().is_empty(), "still leased");
-    assert_eq!(store.claim_outbox(&targets, 7_000, 10, 5_000).await.unwrap().len(), 1, "an expired lease is claimed again (the sender died)");
+    assert_eq!(
+        store.claim_outbox(&targets, 7_000, 10, 5_000).await.unwrap().len(),
+        1,
+        "an expired lease is claimed again (the sender died)"
+    );
     store.outbox_done(again[0].id).await.unwrap();
     let other = store.claim_outbox(&["desk:elsewhere".to_string()], 10_000, 10, 5_000).await.unwrap();
     assert_eq!(other.len(), 1, "each target is claimed by whoever serves it");

@@ -1,0 +1,94 @@
+//! The `switchboard` binary as a newcomer uses it: `chat` with piped input answers in the
+//! customer's language, `desk` lists, claims and answers the ticket, and the customer sees it;
+//! `intents check` and `intents test` pass on the shipped pack; an invalid pack is refused.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn switchboard(data: &Path, args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("SWITCHBOARD_DATA_DIR", data)
+        .env_remove("SWITCHBOARD_DATABASE_URL")
+        .env("USER", "alice")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("it exits")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn chat_and_desk_make_a_full_handoff() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let zh = switchboard(d, &["chat"], "我的账号被锁了\n");
+    assert!(zh.status.success(), "{zh:?}");
+    assert!(stdout(&zh).contains("忘记密码") || stdout(&zh).contains("找回密码"), "{}", stdout(&zh));
+    let en = switchboard(d, &["chat", "--chat", "en"], "my account is locked\n");
+    assert!(stdout(&en).contains("Forgot password"), "{}", stdout(&en));
+
+    let handoff = switchboard(d, &["chat"], "转人工\n");
+    assert!(stdout(&handoff).contains("排在第 1 位"), "{}", stdout(&handoff));
+    let queue = switchboard(d, &["desk", "queue"], "");
+    assert!(stdout(&queue).contains("#1") && stdout(&queue).contains("queued"), "{}", stdout(&queue));
+    assert!(switchboard(d, &["desk", "claim", "1"], "").status.success());
+    assert!(switchboard(d, &["desk", "reply", "1", "您好,我是", "Alice"], "").status.success());
+    assert!(switchboard(d, &["desk", "note", "1", "secret", "note"], "").status.success());
+    // The customer's terminal prints the agent's reply; its message goes to the ticket.
+    let customer = switchboard(d, &["chat"], "谢谢\n");
+    let out = stdout(&customer);
+    assert!(out.contains("您好,我是 Alice"), "{out}");
+    assert!(!out.contains("secret note"), "{out}");
+    let show = switchboard(d, &["desk", "show", "1"], "");
+    assert!(stdout(&show).contains("customer: 谢谢"), "{}", stdout(&show));
+    assert!(switchboard(d, &["desk", "close", "1"], "").status.success());
+    let back = switchboard(d, &["chat"], "我的账号被锁了\n");
+    let out = stdout(&back);
+    assert!(out.contains("回到了智能助手") && (out.contains("忘记密码") || out.contains("找回密码")), "{out}");
+
+    // The interactive desk reads commands line by line.
+    let desk = switchboard(d, &["desk"], "queue\nclaim 99\nquit\n");
+    assert!(stdout(&desk).contains("The queue is empty.") && stdout(&desk).contains("no ticket #99"), "{}", stdout(&desk));
+}
+
+#[test]
+fn intents_check_and_test_pass_on_the_shipped_pack() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let check = switchboard(dir.path(), &["intents", "check"], "");
+    assert!(check.status.success(), "{check:?}");
+    assert!(stdout(&check).contains("13 intents"), "{}", stdout(&check));
+    let test = switchboard(dir.path(), &["intents", "test"], "");
+    assert!(test.status.success(), "{}", stdout(&test));
+    assert!(stdout(&test).contains(" 0 failed"), "{}", stdout(&test));
+}
+
+#[test]
+fn an_invalid_pack_is_refused_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pack = dir.path().join("pack");
+    std::fs::create_dir(&pack).expect("mkdir");
+    std::fs::write(pack.join("pack.toml"), "name = \"x\"\nlanguages = [\"en\"]\n").expect("write");
+    std::fs::write(pack.join("a.toml"), "id = \"a\"\n[en]\nexamples = [\"hi\"]\nanswer = \"x\"\nsurprise = 1\n").expect("write");
+    let data = dir.path().join("data");
+    let pack_arg = pack.display().to_string();
+    let check = switchboard(&data, &["intents", "check", &pack_arg], "");
+    assert!(!check.status.success());
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert!(err.contains("a.toml:5") && err.contains("surprise"), "{err}");
+    let mut chat = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    let out =
+        chat.arg("chat").env("SWITCHBOARD_PACK", &pack).env("SWITCHBOARD_DATA_DIR", &data).stdin(Stdio::null()).output().expect("runs");
+    assert!(!out.status.success(), "the bot refuses to start on an invalid pack");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a.toml:5"));
+}

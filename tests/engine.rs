@@ -1,0 +1,379 @@
+//! The engine end to end through a recording fake channel and desk: answers in the customer's
+//! language, clarification and fallback, handoff with collected fields and priorities, agent
+//! actions, duplicates, bad input, delivery retries and a restart over the same SQLite file.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::Arc;
+
+use support::{Harness, alice, answer, bob, okpay};
+use switchboard_core::channel::Recorded;
+use switchboard_core::dialogue::{Action, PAYLOAD_HUMAN_FALLBACK, Phrase};
+use switchboard_core::engine::{AgentCommand, AgentOutcome};
+use switchboard_core::store::{MemoryStore, SqlStore, Store};
+use switchboard_core::types::{
+    Actor, Author, Content, DeskNotice, HandoffReason, MAX_MESSAGE_CHARS, Owner, Priority, TicketEventKind, TicketStatus,
+};
+use switchboard_core::{ChannelError, EngineError, Lang};
+
+fn memory() -> Harness {
+    Harness::new(Arc::new(MemoryStore::new()))
+}
+
+#[tokio::test]
+async fn answers_a_locked_account_in_the_customers_language() {
+    let h = memory();
+    let pack = okpay();
+    let zh = h.say("c1", "我的账号被锁了").await;
+    assert_eq!((zh.action, zh.intent.as_deref(), zh.lang), (Action::Answer, Some("account_locked"), Lang::Zh));
+    let replies = h.replies("c1");
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].text, answer(&pack, "account_locked", Lang::Zh));
+    assert!(!replies[0].choices.is_empty(), "follow-up choices are offered");
+
+    let en = h.say("c2", "my account is locked").await;
+    assert_eq!((en.action, en.intent.as_deref(), en.lang), (Action::Answer, Some("account_locked"), Lang::En));
+    assert_eq!(h.replies("c2")[0].text, answer(&pack, "account_locked", Lang::En));
+}
+
+#[tokio::test]
+async fn typos_traditional_characters_and_invisible_characters_still_match() {
+    let h = memory();
+    for (text, intent) in [
+        ("my acount is lockd", "account_locked"),
+        ("帳號被鎖了", "account_locked"),
+        ("我的\u{200b}账号\u{202e}被锁了", "account_locked"),
+        ("ｍｙ ａｃｃｏｕｎｔ ｉｓ ｌｏｃｋｅｄ", "account_locked"),
+        ("my transfer failed", "transfer_failed"),
+    ] {
+        let got = h.say("c", text).await;
+        assert_eq!(got.intent.as_deref(), Some(intent), "{text:?} → {got:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_button_press_answers_that_intent() {
+    let h = memory();
+    h.say("c", "my account is locked").await;
+    let choice = h.replies("c")[0].choices[0].clone();
+    let pressed = h.press("c", &choice.payload).await;
+    assert_eq!(pressed.action, Action::Answer);
+    assert_eq!(Some(choice.payload.trim_start_matches("intent:")), pressed.intent.as_deref());
+    // Typing the choice's number does the same.
+    h.say("c", "my account is locked").await;
+    h.replies("c");
+    let typed = h.say("c", "1").await;
+    assert_eq!(typed.intent, pressed.intent);
+}
+
+#[tokio::test]
+async fn unclear_messages_fall_back_then_offer_a_person() {
+    let h = memory();
+    let first = h.say("c", "qwxz vbnm plkj").await;
+    assert_eq!(first.action, Action::Fallback);
+    let r = h.replies("c");
+    assert_eq!(r[0].text, Phrase::Fallback.text(Lang::En));
+    assert!(r[0].choices.is_empty());
+    let second = h.say("c", "zzzz yyyy").await;
+    assert_eq!(second.action, Action::Fallback);
+    let r = h.replies("c");
+    assert_eq!(r[0].text, Phrase::FallbackOffer.text(Lang::En));
+    assert_eq!(r[0].choices[0].payload, PAYLOAD_HUMAN_FALLBACK);
+    let handed = h.press("c", PAYLOAD_HUMAN_FALLBACK).await;
+    assert_eq!(handed.action, Action::Handoff);
+    let t = h.engine.store().ticket(handed.ticket_id.unwrap()).await.unwrap().unwrap();
+    assert_eq!(t.reason, HandoffReason::RepeatedFallback);
+}
+
+#[tokio::test]
+async fn a_fallback_streak_is_broken_by_an_answer() {
+    let h = memory();
+    h.say("c", "qwxz vbnm plkj").await;
+    h.say("c", "thank you").await;
+    h.replies("c");
+    h.say("c", "zzzz yyyy").await;
+    assert_eq!(h.replies("c")[0].text, Phrase::Fallback.text(Lang::En), "not the offer: the streak restarted");
+}
+
+#[tokio::test]
+async fn asking_for_a_person_opens_a_ticket_and_the_bot_goes_silent() {
+    let h = memory();
+    h.say("c", "我的账号被锁了").await;
+    let handed = h.say("c", "转人工").await;
+    assert_eq!(handed.action, Action::Handoff);
+    let tid = handed.ticket_id.unwrap();
+    let replies = h.replies("c");
+    assert!(replies.last().unwrap().text.contains("第 1 位"), "the customer is told their place: {replies:?}");
+
+    let store = h.engine.store();
+    let t = store.ticket(tid).await.unwrap().unwrap();
+    assert_eq!((t.status, t.reason.clone(), t.lang), (TicketStatus::Queued, HandoffReason::CustomerRequest, Lang::Zh));
+    let notices = h.desk.take();
+    let summary = notices
+        .iter()
+        .find_map(|n| match n {
+            Recorded::Notice { notice: DeskNotice::Opened, summary, .. } => summary.clone(),
+            _ => None,
+        })
+        .expect("the desk was told");
+    assert!(summary.contains(&format!("Ticket #{tid}")) && summary.contains("我的账号被锁了"), "{summary}");
+
+    // While queued, messages go to the ticket and the desk, never answered by the bot.
+    let silent = h.say("c", "还在吗?我的账号被锁了").await;
+    assert_eq!(silent.action, Action::Silent);
+    assert!(h.replies("c").is_empty());
+    let events = store.ticket_events(tid).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == TicketEventKind::CustomerMessage { text: "还在吗?我的账号被锁了".into() }));
+    assert!(matches!(h.desk.take().as_slice(), [Recorded::Notice { notice: DeskNotice::CustomerMessage { .. }, .. }]));
+}
+
+#[tokio::test]
+async fn agents_claim_reply_note_release_and_close() {
+    let h = memory();
+    let tid = h.say("c", "human").await.ticket_id.unwrap();
+    h.replies("c");
+    let e = &h.engine;
+
+    let AgentOutcome::Queue(q) = e.agent(&alice(), AgentCommand::Queue).await.unwrap() else { panic!("queue") };
+    assert_eq!(q.iter().map(|t| t.id).collect::<Vec<_>>(), vec![tid]);
+
+    e.agent(&alice(), AgentCommand::Claim(tid)).await.unwrap();
+    let err = e.agent(&bob(), AgentCommand::Claim(tid)).await.unwrap_err();
+    assert!(matches!(err, EngineError::InvalidTicketState { .. }), "{err}");
+    let err = e.agent(&bob(), AgentCommand::Reply(tid, "hi".into())).await.unwrap_err();
+    assert!(matches!(err, EngineError::InvalidTicketState { .. }), "only the owner answers: {err}");
+    e.agent(&alice(), AgentCommand::Reply(tid, "Hello, I'm Alice. Let me check.".into())).await.unwrap();
+    e.agent(&alice(), AgentCommand::Note(tid, "customer seems upset".into())).await.unwrap();
+    e.flush().await.unwrap();
+    let seen: Vec<String> = h.replies("c").into_iter().map(|r| r.text).collect();
+    assert!(seen.iter().any(|t| t.contains("Alice")), "the customer is told who joined: {seen:?}");
+    assert!(seen.contains(&"Hello, I'm Alice. Let me check.".to_string()));
+    assert!(!seen.iter().any(|t| t.contains("upset")), "notes never reach the customer");
+    let conv = e.store().conversation(e.store().ticket(tid).await.unwrap().unwrap().conversation_id).await.unwrap().unwrap();
+    assert_eq!(conv.owner, Owner::Agent("desk:alice".into()));
+
+    // The customer's answer reaches the ticket, not the bot.
+    assert_eq!(h.say("c", "thanks, my account is locked").await.action, Action::Silent);
+    assert!(h.replies("c").is_empty());
+
+    e.agent(&alice(), AgentCommand::Release(tid)).await.unwrap();
+    let t = e.store().ticket(tid).await.unwrap().unwrap();
+    assert_eq!((t.status, t.agent.clone()), (TicketStatus::Queued, None));
+    e.agent(&bob(), AgentCommand::Claim(tid)).await.unwrap();
+    e.agent(&bob(), AgentCommand::Close(tid)).await.unwrap();
+    e.flush().await.unwrap();
+    let seen: Vec<String> = h.replies("c").into_iter().map(|r| r.text).collect();
+    assert_eq!(seen.last().map(String::as_str), Some(Phrase::BackToBot.text(Lang::En)));
+    assert_eq!(e.store().ticket(tid).await.unwrap().unwrap().status, TicketStatus::Closed);
+    assert!(e.agent(&bob(), AgentCommand::Reply(tid, "late".into())).await.is_err(), "a closed ticket takes no replies");
+
+    // Back with the bot.
+    let again = h.say("c", "my account is locked").await;
+    assert_eq!(again.action, Action::Answer);
+
+    let kinds: Vec<&'static str> = e
+        .store()
+        .ticket_events(tid)
+        .await
+        .unwrap()
+        .iter()
+        .map(|ev| match ev.kind {
+            TicketEventKind::Opened => "opened",
+            TicketEventKind::Claimed { .. } => "claimed",
+            TicketEventKind::Released { .. } => "released",
+            TicketEventKind::CustomerMessage { .. } => "customer",
+            TicketEventKind::AgentReply { .. } => "reply",
+            TicketEventKind::Note { .. } => "note",
+            TicketEventKind::DeliveryFailed { .. } => "failed",
+            TicketEventKind::Closed { .. } => "closed",
+        })
+        .collect();
+    assert_eq!(kinds, vec!["opened", "claimed", "reply", "note", "customer", "released", "claimed", "closed"]);
+    let AgentOutcome::Detail(d) = e.agent(&alice(), AgentCommand::Show(tid)).await.unwrap() else { panic!("detail") };
+    assert!(d.transcript.iter().any(|l| l.author == Author::Agent("desk:alice".into())));
+}
+
+#[tokio::test]
+async fn only_allowlisted_agents_act_and_customers_cannot_read_tickets() {
+    let h = memory();
+    let tid = h.say("c", "human").await.ticket_id.unwrap();
+    let stranger = Actor::new("telegram:999", "Mallory");
+    for cmd in [AgentCommand::Queue, AgentCommand::Show(tid), AgentCommand::Claim(tid), AgentCommand::Close(tid)] {
+        assert!(matches!(h.engine.agent(&stranger, cmd).await, Err(EngineError::NotAnAgent)));
+    }
+    // A customer typing an agent command is just a customer message.
+    let other = h.say("c2", "/claim 1").await;
+    assert_ne!(other.action, Action::Silent);
+    assert_eq!(h.engine.store().ticket(tid).await.unwrap().unwrap().status, TicketStatus::Queued);
+    assert!(matches!(h.engine.agent(&alice(), AgentCommand::Claim(tid + 100)).await, Err(EngineError::NoSuchTicket(_))));
+    // Roles admit too.
+    let role = Actor { id: "discord:1".into(), name: "R".into(), roles: vec!["desk:alice".into()] };
+    assert!(h.engine.is_agent(&role));
+}
+
+#[tokio::test]
+async fn money_not_received_collects_the_details_then_hands_off() {
+    let h = memory();
+    let first = h.say("c", "I sent money but it never arrived").await;
+    assert_eq!((first.action, first.intent.as_deref()), (Action::Collect, Some("transfer_not_received")));
+    assert_eq!(h.say("c", "yesterday at 3pm").await.action, Action::Collect);
+    let bad = h.say("c", "a lot").await;
+    assert_eq!(bad.action, Action::Collect, "an invalid amount is asked again");
+    assert_eq!(bad.replies[0].text, Phrase::InvalidField.text(Lang::En));
+    assert_eq!(h.say("c", "200 USD").await.action, Action::Collect);
+    let done = h.say("c", "TX-884213").await;
+    assert_eq!(done.action, Action::Handoff);
+    let t = h.engine.store().ticket(done.ticket_id.unwrap()).await.unwrap().unwrap();
+    assert_eq!(t.reason, HandoffReason::Intent("transfer_not_received".into()));
+    let fields: Vec<(&str, &str)> = t.fields.iter().map(|f| (f.name.as_str(), f.value.as_str())).collect();
+    assert_eq!(fields, vec![("time", "yesterday at 3pm"), ("amount", "200 USD"), ("transaction_id", "TX-884213")]);
+    let summary = h.desk.take().into_iter().find_map(|n| match n {
+        Recorded::Notice { summary: Some(s), .. } => Some(s),
+        _ => None,
+    });
+    assert!(summary.unwrap().contains("transaction_id: TX-884213"));
+}
+
+#[tokio::test]
+async fn a_stolen_account_gets_the_steps_and_jumps_the_queue() {
+    let h = memory();
+    let normal = h.say("a", "human").await.ticket_id.unwrap();
+    let stolen = h.say("b", "我的账号被盗了,有陌生交易").await;
+    assert_eq!((stolen.action, stolen.intent.as_deref()), (Action::Handoff, Some("account_stolen")));
+    let replies = h.replies("b");
+    assert_eq!(replies[0].text, answer(&okpay(), "account_stolen", Lang::Zh), "the immediate steps come first");
+    assert!(replies[1].text.contains("第 1 位"), "urgent goes ahead of the normal ticket: {}", replies[1].text);
+    let t = h.engine.store().ticket(stolen.ticket_id.unwrap()).await.unwrap().unwrap();
+    assert_eq!(t.priority, Priority::Urgent);
+    let AgentOutcome::Queue(q) = h.engine.agent(&alice(), AgentCommand::Queue).await.unwrap() else { panic!() };
+    assert_eq!(q.iter().map(|t| t.id).collect::<Vec<_>>(), vec![t.id, normal]);
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_is_answered_once() {
+    let h = memory();
+    let msg = h.inbound("c", Content::Text("my account is locked".into()));
+    let first = h.engine.handle(msg.clone()).await.unwrap();
+    let second = h.engine.handle(msg).await.unwrap();
+    h.engine.flush().await.unwrap();
+    assert_eq!(first.action, Action::Answer);
+    assert_eq!(second.action, Action::Duplicate);
+    assert_eq!(h.replies("c").len(), 1);
+    let conv = h.engine.store().open_conversation(switchboard_core::store::NewConversation {
+        key: switchboard_core::types::ConversationKey { channel: support::CHANNEL.into(), chat: "c".into() },
+        customer_id: String::new(),
+        customer_name: String::new(),
+        lang: Lang::En,
+        at: 0,
+    });
+    let conv = conv.await.unwrap();
+    assert_eq!(h.engine.store().transcript(conv.id, 100).await.unwrap().len(), 2, "one customer line, one answer");
+}
+
+#[tokio::test]
+async fn bad_input_is_handled_without_losing_anything() {
+    let h = memory();
+    assert_eq!(h.say("c", "   \n\t ").await.action, Action::Ignored);
+    assert_eq!(h.say("c", "\u{200b}\u{feff}").await.action, Action::Ignored);
+    assert!(h.replies("c").is_empty());
+
+    let long = "账".repeat(MAX_MESSAGE_CHARS + 500);
+    let got = h.say("c", &long).await;
+    assert_eq!(got.action, Action::TooLong);
+    assert_eq!(h.replies("c")[0].text, Phrase::TooLong.text(Lang::Zh));
+
+    let photo = h.engine.handle(h.inbound("c", Content::Unsupported("photo".into()))).await.unwrap();
+    h.engine.flush().await.unwrap();
+    assert_eq!(photo.action, Action::Unsupported);
+    assert_eq!(h.replies("c")[0].text, Phrase::TextOnly.text(Lang::Zh));
+
+    let conv_id = h.engine.store().tickets(&[]).await.unwrap().len(); // no tickets
+    assert_eq!(conv_id, 0);
+    let lines = h.engine.store().transcript(1, 100).await.unwrap();
+    let customer: Vec<&str> = lines.iter().filter(|l| l.author == Author::Customer).map(|l| l.text.as_str()).collect();
+    assert_eq!(customer.len(), 2, "ignored messages are not stored, the others are");
+    assert_eq!(customer[0].chars().count(), MAX_MESSAGE_CHARS, "stored cut");
+    assert_eq!(customer[1], "[photo]");
+}
+
+#[tokio::test]
+async fn failed_sends_are_retried_and_a_blocked_customer_is_recorded() {
+    let h = memory();
+    h.rec.fail_next(vec![ChannelError::Transient("timeout".into()), ChannelError::RateLimited(std::time::Duration::from_millis(1))]);
+    h.engine.handle(h.inbound("c", Content::Text("my account is locked".into()))).await.unwrap();
+    for _ in 0..200 {
+        h.engine.flush().await.unwrap();
+        if !h.rec.sent_to("c").is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(h.replies("c").len(), 1, "delivered after two failures");
+
+    let tid = h.say("b", "human").await.ticket_id.unwrap();
+    h.engine.agent(&alice(), AgentCommand::Claim(tid)).await.unwrap();
+    h.rec.fail_next(vec![ChannelError::Blocked("bot was blocked by the user".into())]);
+    h.engine.flush().await.unwrap();
+    let events = h.engine.store().ticket_events(tid).await.unwrap();
+    assert!(events.iter().any(|e| matches!(&e.kind, TicketEventKind::DeliveryFailed { .. })), "{events:?}");
+    assert!(h.engine.store().outbox_pending().await.unwrap().is_empty(), "not retried forever");
+}
+
+#[tokio::test]
+async fn concurrent_messages_on_one_conversation_are_all_kept() {
+    let h = Arc::new(memory());
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move { h.engine.handle(h.inbound("c", Content::Text(format!("hello {i}")))).await }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let customer = h.engine.store().transcript(1, 1000).await.unwrap().into_iter().filter(|l| l.author == Author::Customer).count();
+    assert_eq!(customer, 20);
+}
+
+#[tokio::test]
+async fn a_restart_keeps_the_queue_owners_transcripts_and_pending_replies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (urgent, normal, claimed_conv);
+    {
+        let store = Arc::new(SqlStore::open_sqlite(dir.path()).await.unwrap());
+        let h = Harness::new(store.clone());
+        normal = h.say("a", "转人工").await.ticket_id.unwrap();
+        urgent = h.say("b", "someone hacked my account and took my money").await.ticket_id.unwrap();
+        h.engine.agent(&alice(), AgentCommand::Claim(normal)).await.unwrap();
+        claimed_conv = store.ticket(normal).await.unwrap().unwrap().conversation_id;
+        // A reply that cannot be delivered before the "crash".
+        h.rec.fail_next((0..10).map(|_| ChannelError::Transient("down".into())).collect());
+        h.engine.agent(&alice(), AgentCommand::Reply(normal, "我来帮您处理".into())).await.unwrap();
+        let _ = h.engine.deliver_due().await;
+        store.close().await;
+    }
+    let store = Arc::new(SqlStore::open_sqlite(dir.path()).await.unwrap());
+    let h = Harness::new(store.clone());
+    let AgentOutcome::Queue(q) = h.engine.agent(&alice(), AgentCommand::Queue).await.unwrap() else { panic!() };
+    assert_eq!(
+        q.iter().map(|t| (t.id, t.status)).collect::<Vec<_>>(),
+        vec![(urgent, TicketStatus::Queued), (normal, TicketStatus::Assigned)]
+    );
+    let conv = store.conversation(claimed_conv).await.unwrap().unwrap();
+    assert_eq!(conv.owner, Owner::Agent("desk:alice".into()));
+    let lines = store.transcript(claimed_conv, 100).await.unwrap();
+    assert_eq!(lines.first().map(|l| l.text.as_str()), Some("转人工"));
+    assert_eq!(lines.last().map(|l| l.text.as_str()), Some("我来帮您处理"));
+    // The undelivered reply goes out after the restart (once its retry is due).
+    for _ in 0..200 {
+        h.engine.flush().await.unwrap();
+        if h.rec.sent_to("a").iter().any(|r| r.text == "我来帮您处理") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(h.rec.sent_to("a").iter().any(|r| r.text == "我来帮您处理"));
+    // And the bot stays silent for the claimed customer.
+    assert_eq!(h.say("a", "你好").await.action, Action::Silent);
+}

@@ -1,0 +1,51 @@
+//! The one store suite, run against every backend: memory, SQLite (a file in WAL mode) and
+//! PostgreSQL (a fresh database on the local server; `SWITCHBOARD_TEST_PG` overrides the URL of
+//! the server's `test` database).
+
+#![allow(clippy::unwrap_used)]
+
+use switchboard_core::store::{MemoryStore, SqlStore, suite};
+
+#[tokio::test]
+async fn memory_store_passes_the_suite() {
+    suite::run_all(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn sqlite_store_passes_the_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    suite::run_all(&store).await;
+    let mode: String = store.journal_mode().await.unwrap();
+    assert_eq!(mode.to_lowercase(), "wal");
+    assert!(dir.path().join("switchboard.db").exists(), "the file is created on first run");
+}
+
+/// A new, empty PostgreSQL database on the local test server.
+pub async fn fresh_postgres() -> String {
+    let base = std::env::var("SWITCHBOARD_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let name = format!(
+        "switchboard_test_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    );
+    SqlStore::create_database(&base, &name).await.expect("PostgreSQL must be running for the tests (see .ci/run)")
+}
+
+#[tokio::test]
+async fn postgres_store_passes_the_suite() {
+    let url = fresh_postgres().await;
+    let store = SqlStore::connect(&url).await.unwrap();
+    suite::run_all(&store).await;
+}
+
+#[tokio::test]
+async fn reopening_an_existing_database_keeps_data_and_skips_applied_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    use switchboard_core::store::Store;
+    store.set_value("k", "v", "1").await.unwrap();
+    store.close().await;
+    let again = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    assert_eq!(again.get_value("k", "v").await.unwrap().as_deref(), Some("1"));
+}
