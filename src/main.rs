@@ -46,7 +46,8 @@ fn init_logging(default: &str) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(match cli.command {
-        Command::Run(_) => "info",
+        // serenity's info-level spans carry whole gateway events and request bodies (message text).
+        Command::Run(_) => "info,serenity=warn",
         _ => "warn",
     });
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

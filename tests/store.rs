@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use switchboard_core::store::{MemoryStore, SqlStore, suite};
 
 #[tokio::test]
@@ -34,7 +36,7 @@ pub async fn fresh_postgres() -> String {
 
 #[tokio::test]
 async fn postgres_store_passes_the_suite() {
-    let url = fresh_postgres().await;
+    let url = support::fresh_postgres().await;
     let store = SqlStore::connect(&url).await.unwrap();
     suite::run_all(&store).await;
 }

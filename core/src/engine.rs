@@ -21,8 +21,18 @@ use crate::types::{
 };
 use crate::{ChannelError, EngineError, Lang, StoreError};
 
-/// How often a conversation is re-read and retried when another writer changed it.
-const CONFLICT_RETRIES: usize = 8;
+/// How often a conversation is re-read and retried when another instance changed it.
+const CONFLICT_RETRIES: u32 = 40;
+
+/// Writers to one conversation in this process take turns on one of these locks (by key hash), so
+/// only other instances sharing the database can cause a version conflict.
+const STRIPES: usize = 64;
+
+/// A short, growing, jittered pause before retrying a conflicting commit.
+async fn conflict_pause(attempt: u32) {
+    let jitter = u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos()) % 5);
+    tokio::time::sleep(Duration::from_millis(1 + jitter + u64::from(attempt.min(10)) * 2)).await;
+}
 
 /// Outbox retry policy.
 #[derive(Debug, Clone, Copy)]
@@ -161,6 +171,7 @@ pub struct Engine {
     channels: RwLock<HashMap<String, Arc<dyn Channel>>>,
     desks: RwLock<HashMap<String, Arc<dyn AgentDesk>>>,
     wake: Notify,
+    stripes: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl Engine {
@@ -178,6 +189,7 @@ impl Engine {
             channels: RwLock::new(HashMap::new()),
             desks: RwLock::new(HashMap::new()),
             wake: Notify::new(),
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         })
     }
 
@@ -211,6 +223,13 @@ impl Engine {
     pub fn add_desk(&self, desk: Arc<dyn AgentDesk>) {
         self.desks.write().unwrap_or_else(|p| p.into_inner()).insert(desk.name().to_string(), desk);
         self.wake.notify_one();
+    }
+
+    fn stripe(&self, key: &crate::types::ConversationKey) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        &self.stripes[(h.finish() % STRIPES as u64) as usize]
     }
 
     /// Whether the allowlist lets `actor` act on tickets.
@@ -247,7 +266,8 @@ impl Engine {
             lang: first_lang,
             at,
         };
-        for _ in 0..CONFLICT_RETRIES {
+        let _turn = self.stripe(&new.key).lock().await;
+        for attempt in 0..CONFLICT_RETRIES {
             let conv = self.store.open_conversation(new.clone()).await?;
             let (commit, handled) = self.plan_inbound(&brain, conv, &inbound, text.as_deref(), too_long, at).await?;
             match self.store.commit(commit).await {
@@ -257,7 +277,7 @@ impl Engine {
                         if handled.action == Action::Handoff || handled.action == Action::Silent { done.ticket_id } else { None };
                     return Ok(Handled { ticket_id, ..handled });
                 }
-                Err(StoreError::Conflict(_)) => continue,
+                Err(StoreError::Conflict(_)) => conflict_pause(attempt).await,
                 Err(StoreError::Duplicate) => {
                     return Ok(Handled { action: Action::Duplicate, intent: None, lang: first_lang, replies: vec![], ticket_id: None });
                 }
@@ -392,7 +412,9 @@ impl Engine {
     }
 
     async fn ticket_action(&self, actor: &Actor, id: i64, cmd: &AgentCommand) -> Result<AgentOutcome, EngineError> {
-        for _ in 0..CONFLICT_RETRIES {
+        let key = self.store.ticket(id).await?.ok_or(EngineError::NoSuchTicket(id))?.key;
+        let _turn = self.stripe(&key).lock().await;
+        for attempt in 0..CONFLICT_RETRIES {
             let ticket = self.store.ticket(id).await?.ok_or(EngineError::NoSuchTicket(id))?;
             let conv = self.store.conversation(ticket.conversation_id).await?.ok_or(EngineError::NoSuchTicket(id))?;
             let (commit, after) = self.plan_ticket_action(actor, ticket, conv, cmd)?;
@@ -401,7 +423,7 @@ impl Engine {
                     self.wake.notify_one();
                     return Ok(AgentOutcome::Done(after));
                 }
-                Err(StoreError::Conflict(_)) => continue,
+                Err(StoreError::Conflict(_)) => conflict_pause(attempt).await,
                 Err(e) => return Err(e.into()),
             }
         }
@@ -535,13 +557,36 @@ impl Engine {
         let lease = i64::try_from(self.config.retry.lease.as_millis()).unwrap_or(60_000);
         let items = self.store.claim_outbox(&targets, now, 64, lease).await?;
         let n = items.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        let dest_of = |item: &Outgoing| match item {
+            Outgoing::Customer { key, .. } => format!("{}/{}", key.channel, key.chat),
+            Outgoing::Desk { desk, ticket_id, .. } => format!("desk:{desk}/{}", ticket_id.unwrap_or(0)),
+        };
+        // The earliest undelivered item per destination outside this batch (a retry due later, or
+        // one another instance holds): later items for that destination wait for it.
+        let claimed: HashSet<i64> = items.iter().map(|i| i.id).collect();
+        let mut earlier: HashMap<String, (i64, Millis)> = HashMap::new();
+        for p in self.store.outbox_pending().await? {
+            if !claimed.contains(&p.id) {
+                let e = earlier.entry(dest_of(&p.item)).or_insert((p.id, p.due_at));
+                if p.id < e.0 {
+                    *e = (p.id, p.due_at);
+                }
+            }
+        }
         let mut held: HashSet<String> = HashSet::new();
         for item in items {
             // Keep each destination's order: after a failure, later items for it wait their turn.
-            let dest = match &item.item {
-                Outgoing::Customer { key, .. } => format!("{}/{}", key.channel, key.chat),
-                Outgoing::Desk { desk, ticket_id, .. } => format!("desk:{desk}/{}", ticket_id.unwrap_or(0)),
-            };
+            let dest = dest_of(&item.item);
+            if let Some(&(first, due)) = earlier.get(&dest)
+                && first < item.id
+            {
+                let after = if due > now { due + 1 } else { now + 200 };
+                self.store.outbox_retry(item.id, item.attempts, after).await?;
+                continue;
+            }
             if held.contains(&dest) {
                 self.store.outbox_retry(item.id, item.attempts, now + 200).await?;
                 continue;

@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::matcher::lang::{self, Lang};
-use crate::matcher::{Decision, Example, Matcher, Scored, Thresholds};
+use crate::matcher::{Decision, Example, Matcher, Scored, Thresholds, TrainConfig};
 
 /// Errors from loading or writing evaluation data.
 #[derive(Debug)]
@@ -42,14 +42,10 @@ const LABEL_COLUMNS: [&str; 4] = ["category", "label", "intent", "labels"];
 /// Reads a CSV with a header naming a text column (`text`, `message`, `utterance`) and a label
 /// column (`category`, `label`, `intent`). Rows with an empty text or label are skipped.
 pub fn load_csv(path: &Path) -> Result<Vec<Example>, EvalError> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(path)
-        .map_err(|e| EvalError::Io(format!("{}: {e}", path.display())))?;
+    let mut rdr =
+        csv::ReaderBuilder::new().flexible(true).from_path(path).map_err(|e| EvalError::Io(format!("{}: {e}", path.display())))?;
     let headers = rdr.headers().map_err(|e| EvalError::Csv(e.to_string()))?.clone();
-    let find = |names: &[&str]| {
-        headers.iter().position(|h| names.iter().any(|n| h.trim().eq_ignore_ascii_case(n)))
-    };
+    let find = |names: &[&str]| headers.iter().position(|h| names.iter().any(|n| h.trim().eq_ignore_ascii_case(n)));
     let (Some(ti), Some(li)) = (find(&TEXT_COLUMNS), find(&LABEL_COLUMNS)) else {
         return Err(EvalError::Csv(format!(
             "{}: header needs a text column ({}) and a label column ({})",
@@ -290,6 +286,55 @@ pub fn typo_set(examples: &[Example], seed: u64) -> Vec<Example> {
         .collect()
 }
 
+/// A made-up word of two or three syllables, for synthetic intents.
+fn pseudo_word(rng: &mut Rng) -> String {
+    const ONSETS: [&str; 16] = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "st"];
+    const VOWELS: [&str; 6] = ["a", "e", "i", "o", "u", "ou"];
+    let syllables = 2 + rng.below(2);
+    let mut w = String::new();
+    for _ in 0..syllables {
+        w.push_str(ONSETS[rng.below(ONSETS.len())]);
+        w.push_str(VOWELS[rng.below(VOWELS.len())]);
+    }
+    if rng.below(2) == 0 {
+        w.push_str(["n", "x", "r", "s"][rng.below(4)]);
+    }
+    w
+}
+
+/// A deterministic synthetic pack of `intents` intents with `per_intent` examples each, built
+/// from real messages: intent `i` reuses the messages of base intent `i mod B` (B = the labels of
+/// `base`) and mixes in two words of its own (a product or feature name, say) at random
+/// positions, sometimes dropping a word; so intents sharing a base differ only by their own
+/// words, as product-specific questions in a large pack do. Labels are `<base>__<i / B>`.
+pub fn synthetic_pack(base: &[Example], intents: usize, per_intent: usize, seed: u64) -> Vec<Example> {
+    let groups = by_label(base);
+    if groups.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(intents * per_intent);
+    for i in 0..intents {
+        let g = &groups[i % groups.len()];
+        let Some(&first) = g.first() else { continue };
+        let label = format!("{}__{}", base[first].label, i / groups.len());
+        let mut rng = Rng::new(seed ^ (i as u64).wrapping_mul(0xA076_1D64_78BD_642F));
+        let own = [pseudo_word(&mut rng), pseudo_word(&mut rng)];
+        for _ in 0..per_intent {
+            let text = &base[g[rng.below(g.len())]].text;
+            let mut words: Vec<&str> = text.split_whitespace().collect();
+            if words.len() > 3 && rng.below(3) == 0 {
+                words.remove(rng.below(words.len()));
+            }
+            words.insert(rng.below(words.len() + 1), &own[0]);
+            if rng.below(2) == 0 {
+                words.insert(rng.below(words.len() + 1), &own[1]);
+            }
+            out.push(Example { text: words.join(" "), label: label.clone() });
+        }
+    }
+    out
+}
+
 /// A scored test message.
 #[derive(Debug, Clone)]
 pub struct Prediction {
@@ -312,9 +357,7 @@ impl Prediction {
 
 /// Ranks every test message (top 3).
 pub fn predict(m: &Matcher, test: &[Example]) -> Vec<Prediction> {
-    test.iter()
-        .map(|e| Prediction { text: e.text.clone(), gold: e.label.clone(), ranked: m.rank(&e.text, 3) })
-        .collect()
+    test.iter().map(|e| Prediction { text: e.text.clone(), gold: e.label.clone(), ranked: m.rank(&e.text, 3) }).collect()
 }
 
 /// Predictions of one train/test run, with timings.
@@ -511,9 +554,7 @@ pub fn metrics(preds: &[Prediction], t: Thresholds) -> Metrics {
             examples: ex.iter().take(3).map(|s| s.to_string()).collect(),
         })
         .collect();
-    confusions.sort_by(|a, b| {
-        b.count.cmp(&a.count).then_with(|| a.gold.cmp(&b.gold)).then_with(|| a.predicted.cmp(&b.predicted))
-    });
+    confusions.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.gold.cmp(&b.gold)).then_with(|| a.predicted.cmp(&b.predicted)));
     confusions.truncate(10);
     let mut langs: BTreeMap<String, Vec<&Prediction>> = BTreeMap::new();
     for p in preds {
@@ -570,13 +611,20 @@ pub struct OutOfScope {
 /// Trains on all but `holdout` intents (chosen with `seed`) and measures how the out-of-scope
 /// messages are handled at the lowest answer threshold whose answered in-scope accuracy reaches
 /// `target`.
-pub fn out_of_scope(
+pub fn out_of_scope(train: &[Example], test: &[Example], holdout: usize, seed: u64, t: Thresholds, target: f64) -> OutOfScope {
+    out_of_scope_with(train, test, holdout, seed, t, target, &TrainConfig::default())
+}
+
+/// [`out_of_scope`] with explicit training knobs (for tuning on a development split).
+#[doc(hidden)]
+pub fn out_of_scope_with(
     train: &[Example],
     test: &[Example],
     holdout: usize,
     seed: u64,
     t: Thresholds,
     target: f64,
+    cfg: &TrainConfig,
 ) -> OutOfScope {
     let mut labels: Vec<String> = Vec::new();
     for e in train.iter().chain(test) {
@@ -591,7 +639,7 @@ pub fn out_of_scope(
     let tr: Vec<Example> = train.iter().filter(|e| !is_held(e)).cloned().collect();
     let ins: Vec<Example> = test.iter().filter(|e| !is_held(e)).cloned().collect();
     let oos: Vec<Example> = train.iter().chain(test).filter(|e| is_held(e)).cloned().collect();
-    let m = Matcher::train(&tr);
+    let m = Matcher::train_with(&tr, cfg);
     let pin = predict(&m, &ins);
     let pout = predict(&m, &oos);
     // Candidate thresholds: every distinct top score, from high to low.
@@ -656,13 +704,7 @@ fn pct(x: f64) -> String {
 
 fn render_metrics(out: &mut String, title: &str, m: &Metrics, per_intent: bool) {
     let _ = writeln!(out, "== {title} ({} messages)", m.n);
-    let _ = writeln!(
-        out,
-        "accuracy {}   top-3 {}   macro-F1 {}",
-        pct(m.accuracy),
-        pct(m.top3_accuracy),
-        pct(m.macro_f1)
-    );
+    let _ = writeln!(out, "accuracy {}   top-3 {}   macro-F1 {}", pct(m.accuracy), pct(m.top3_accuracy), pct(m.macro_f1));
     for l in &m.per_language {
         let _ = writeln!(out, "  {:<5} n={:<6} accuracy {}  macro-F1 {}", l.lang, l.n, pct(l.accuracy), pct(l.macro_f1));
     }
@@ -686,15 +728,7 @@ fn render_metrics(out: &mut String, title: &str, m: &Metrics, per_intent: bool) 
         let w = m.per_intent.iter().map(|i| i.label.chars().count()).max().unwrap_or(6).max(6);
         let _ = writeln!(out, "{:<w$}  support  precision  recall     F1", "intent");
         for i in &m.per_intent {
-            let _ = writeln!(
-                out,
-                "{:<w$}  {:>7}  {:>9}  {:>7}  {:>7}",
-                i.label,
-                i.support,
-                pct(i.precision),
-                pct(i.recall),
-                pct(i.f1)
-            );
+            let _ = writeln!(out, "{:<w$}  {:>7}  {:>9}  {:>7}  {:>7}", i.label, i.support, pct(i.precision), pct(i.recall), pct(i.f1));
         }
     }
     if !m.confusions.is_empty() {
@@ -854,6 +888,18 @@ mod tests {
         assert_eq!(o.held_out.len(), 1);
         assert!(o.out_of_scope > 0);
         assert!((0.0..=1.0).contains(&o.oos_not_answered));
+    }
+
+    #[test]
+    fn synthetic_pack_is_deterministic_and_sized() {
+        let d = data();
+        let a = synthetic_pack(&d, 9, 4, 5);
+        assert_eq!(a.len(), 36);
+        let labels: std::collections::BTreeSet<&str> = a.iter().map(|e| e.label.as_str()).collect();
+        assert_eq!(labels.len(), 9);
+        let b = synthetic_pack(&d, 9, 4, 5);
+        assert!(a.iter().zip(&b).all(|(x, y)| x.text == y.text && x.label == y.label));
+        assert!(synthetic_pack(&[], 9, 4, 5).is_empty());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod error;
 pub mod eval;
 pub mod matcher;
 pub mod pack;
+pub mod reload;
 pub mod script;
 pub mod store;
 pub mod types;

@@ -419,7 +419,7 @@ mod tests {
         write(d.path(), "a.toml", &format!("{}colour = \"red\"\n", intent("a", "你好", "hello")));
         let errs = errors(d.path());
         assert_eq!(errs.len(), 1, "{errs:?}");
-        assert!(errs[0].contains("a.toml:7") && errs[0].contains("colour"), "{errs:?}");
+        assert!(errs[0].contains("a.toml:8") && errs[0].contains("colour"), "{errs:?}");
     }
 
     #[test]
@@ -427,12 +427,13 @@ mod tests {
         let d = tempfile::tempdir().expect("tempdir");
         write(d.path(), "pack.toml", PACK);
         write(d.path(), "a.toml", &intent("a", "你好", "Hello there"));
-        write(d.path(), "b.toml", &intent("a", "再见", "HELLO   there"));
+        write(d.path(), "b.toml", &intent("a", "再见", "bye"));
+        write(d.path(), "d.toml", &intent("d", "拜拜", "HELLO   there"));
         write(d.path(), "c.toml", "id = \"c\"\n[zh]\nexamples = []\nanswer = \"x\"\n[en]\nexamples = [\"x y\"]\n");
         let errs = errors(d.path()).join("\n");
         assert!(errs.contains("b.toml:1: id \"a\" must equal the file name"), "{errs}");
         assert!(errs.contains("duplicate intent id \"a\""), "{errs}");
-        assert!(errs.contains("also listed under intent a (") && errs.contains("b.toml:6"), "{errs}");
+        assert!(errs.contains("d.toml:6: the phrasing \"HELLO   there\" is also listed under intent a ("), "{errs}");
         assert!(errs.contains("c.toml:2: [zh] has an empty examples list"), "{errs}");
         assert!(errs.contains("c.toml:5: [en] has examples but no answer"), "{errs}");
     }

@@ -81,8 +81,7 @@ pub fn run(args: &EvalArgs, thresholds: Thresholds) -> anyhow::Result<()> {
         protocol = format!("{k}-fold cross-validation of {} (seed {seed})", args.train.display());
         let folds = eval::k_folds(&data, k, seed);
         for (i, fold) in folds.iter().enumerate() {
-            let train_idx: Vec<usize> =
-                folds.iter().enumerate().filter(|&(j, _)| j != i).flat_map(|(_, f)| f.iter().copied()).collect();
+            let train_idx: Vec<usize> = folds.iter().enumerate().filter(|&(j, _)| j != i).flat_map(|(_, f)| f.iter().copied()).collect();
             runs.push((eval::select(&data, &train_idx), eval::select(&data, fold)));
         }
     } else if let Some(f) = args.dev_split {

@@ -5,3 +5,5 @@ pub mod desk;
 pub mod eval;
 pub mod intents;
 pub mod run;
+pub mod run_discord;
+pub mod run_telegram;

@@ -63,6 +63,8 @@ pub async fn run(config: Config, _args: RunArgs) -> anyhow::Result<ExitCode> {
     // Adapters: each starts when its token is in the environment.
     let adapters_before = tasks.len();
     // (adapter start lines go here)
+    tasks.extend(super::run_telegram::start(&engine, &config, &mut http, shutdown.clone()).await?);
+    tasks.extend(super::run_discord::start(&engine, &config, shutdown.clone()).await?);
     if tasks.len() == adapters_before {
         tracing::warn!("no chat platform is configured: set TELEGRAM_BOT_TOKEN and/or DISCORD_TOKEN");
     }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use switchboard_core::channel::Recorder;
-use switchboard_core::engine::{Engine, EngineConfig, Handled, RetryPolicy};
+use switchboard_core::engine::{Brain, Engine, EngineConfig, Handled, RetryPolicy};
 use switchboard_core::pack::Pack;
 use switchboard_core::store::Store;
 use switchboard_core::types::{Actor, Content, Inbound, Reply};
@@ -56,12 +56,19 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// A harness on the shipped pack (trained once per test binary).
     pub fn new(store: Arc<dyn Store>) -> Harness {
-        Harness::with_pack(store, okpay())
+        static BRAIN: std::sync::OnceLock<Arc<Brain>> = std::sync::OnceLock::new();
+        let brain = BRAIN.get_or_init(|| Arc::new(Brain::new(okpay()))).clone();
+        Harness::with_brain(store, brain)
     }
 
     pub fn with_pack(store: Arc<dyn Store>, pack: Pack) -> Harness {
-        let engine = Engine::new(store, pack, config());
+        Harness::with_brain(store, Arc::new(Brain::new(pack)))
+    }
+
+    pub fn with_brain(store: Arc<dyn Store>, brain: Arc<Brain>) -> Harness {
+        let engine = Engine::with_brain(store, brain, config());
         let rec = Arc::new(Recorder::new(CHANNEL));
         let desk = Arc::new(Recorder::new(DESK));
         engine.add_channel(rec.clone());
@@ -113,4 +120,13 @@ impl Harness {
 /// The rendered answer of `intent` in `lang`, from the pack itself.
 pub fn answer(pack: &Pack, intent: &str, lang: switchboard_core::Lang) -> String {
     pack.render(&pack.intent(intent).unwrap().text[&lang].answer)
+}
+
+/// A new, empty PostgreSQL database on the local test server (`SWITCHBOARD_TEST_PG` overrides the
+/// URL of an existing database there).
+pub async fn fresh_postgres() -> String {
+    let base = std::env::var("SWITCHBOARD_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let name = format!("switchboard_test_{}_{nanos}", std::process::id());
+    switchboard_core::store::SqlStore::create_database(&base, &name).await.expect("PostgreSQL must be running for the tests (see .ci/run)")
 }

@@ -118,14 +118,7 @@ pub struct FeatConfig {
 
 impl Default for FeatConfig {
     fn default() -> Self {
-        FeatConfig {
-            char_min: 2,
-            char_max: 5,
-            word_bigrams: true,
-            han_trigrams: true,
-            word_weight: 1.0,
-            char_weight: 1.0,
-        }
+        FeatConfig { char_min: 2, char_max: 5, word_bigrams: true, han_trigrams: true, word_weight: 1.0, char_weight: 1.0 }
     }
 }
 
@@ -236,8 +229,7 @@ impl Featurizer {
 
     /// Approximate heap bytes used.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.vocab.capacity() * 13 + self.idf.capacity() * 4 + self.group.capacity()
-            + self.speller.heap_bytes()
+        self.vocab.capacity() * 13 + self.idf.capacity() * 4 + self.group.capacity() + self.speller.heap_bytes()
     }
 
     /// Tokenises a message, replacing unknown words by their spelling correction.
@@ -305,8 +297,7 @@ mod tests {
 
     #[test]
     fn vectors_are_normalised_per_group() {
-        let docs: Vec<Vec<Token>> =
-            ["my card is lost", "卡丢了怎么办"].iter().map(|s| tokenize(s)).collect();
+        let docs: Vec<Vec<Token>> = ["my card is lost", "卡丢了怎么办"].iter().map(|s| tokenize(s)).collect();
         let f = Featurizer::fit(FeatConfig::default(), &docs);
         let v = f.features("My CARD is lost!!");
         let norm: f32 = v.iter().map(|(_, x)| x * x).sum();

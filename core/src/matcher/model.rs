@@ -15,13 +15,17 @@ use super::features::SparseVec;
 pub struct ModelConfig {
     /// Passes over the training data.
     pub epochs: usize,
+    /// Fewer passes for large packs: at most this many example updates in all (but at least
+    /// two passes).
+    pub max_steps: usize,
     /// Initial learning rate (decays linearly).
     pub lr: f32,
     /// L2 regularisation strength.
     pub l2: f32,
     /// Sparse weights of labels whose gradient is smaller than this are not updated.
     pub grad_eps: f32,
-    /// Trained weights smaller than this in magnitude are dropped.
+    /// Trained weights whose typical contribution to a logit (weight times the feature's mean
+    /// value where it occurs) is smaller than this are dropped, after centring.
     pub prune: f32,
     /// Seed of the example order.
     pub seed: u64,
@@ -34,7 +38,8 @@ pub struct ModelConfig {
     pub margin: f32,
     /// Multiplies the logits before the softmax (inverse temperature).
     pub scale: f32,
-    /// Logit of the implicit "none of these" outcome, before scaling.
+    /// Logit of the implicit "none of these" outcome above the mean label bias (the logit of a
+    /// message without any known feature), before scaling.
     pub null_logit: f32,
 }
 
@@ -42,16 +47,17 @@ impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
             epochs: 10,
+            max_steps: 400_000,
             lr: 1.0,
             l2: 1e-5,
             grad_eps: 1e-3,
-            prune: 1e-4,
+            prune: 0.003,
             seed: 42,
             dense_budget: 16 << 20,
             dense_share: 0.125,
-            margin: 0.0,
+            margin: 2.0,
             scale: 1.0,
-            null_logit: 0.0,
+            null_logit: 6.0,
         }
     }
 }
@@ -64,6 +70,9 @@ struct Weights {
     n_classes: usize,
     /// Dense row of each feature, or `NO_ROW`.
     row: Vec<u32>,
+    /// Weight every label has for the feature besides the stored ones (rows are centred before
+    /// pruning, so only weights that differ from the centre are kept).
+    center: Vec<f32>,
     /// `rows × n_classes` weights.
     dense: Vec<f32>,
     /// `sp_off[f]..sp_off[f + 1]` indexes `sp_cls`/`sp_w` for feature `f`.
@@ -80,13 +89,16 @@ fn axpy(z: &mut [f32], a: f32, row: &[f32]) {
 }
 
 impl Weights {
-    /// `z += mul * W^T x`.
+    /// `z += mul * W'^T x` where `W'` is `W` without the centres; returns `mul * centre^T x`,
+    /// the part every label shares.
     #[inline]
-    fn accumulate(&self, x: &SparseVec, mul: f32, z: &mut [f32]) {
+    fn accumulate(&self, x: &SparseVec, mul: f32, z: &mut [f32]) -> f32 {
         let c = self.n_classes;
+        let mut shared = 0.0;
         for &(f, v) in x {
             let f = f as usize;
             let Some(&r) = self.row.get(f) else { continue };
+            shared += mul * v * self.center.get(f).copied().unwrap_or(0.0);
             if r != NO_ROW {
                 let a = r as usize * c;
                 if let Some(row) = self.dense.get(a..a + c) {
@@ -101,6 +113,7 @@ impl Weights {
                 }
             }
         }
+        shared
     }
 
     fn nnz(&self) -> usize {
@@ -109,6 +122,7 @@ impl Weights {
 
     fn heap_bytes(&self) -> usize {
         (self.row.capacity()
+            + self.center.capacity()
             + self.dense.capacity()
             + self.sp_off.capacity()
             + self.sp_cls.capacity()
@@ -163,13 +177,7 @@ fn softmax(z: &mut [f32]) {
 impl Model {
     /// Trains multinomial logistic regression by SGD on TF-IDF vectors `xs` with labels `y` in
     /// `0..n_classes`, deterministically.
-    pub(crate) fn train(
-        xs: &[SparseVec],
-        y: &[u32],
-        n_classes: usize,
-        dim: usize,
-        cfg: &ModelConfig,
-    ) -> Model {
+    pub(crate) fn train(xs: &[SparseVec], y: &[u32], n_classes: usize, dim: usize, cfg: &ModelConfig) -> Model {
         let c_n = n_classes;
         let n = xs.len().min(y.len());
         // Which labels each feature occurs with.
@@ -186,7 +194,8 @@ impl Model {
         }
         let all_dense = dim.saturating_mul(c_n) <= cfg.dense_budget;
         let min_share = (cfg.dense_share * c_n as f32).ceil().max(2.0) as u32;
-        let mut w = Weights { n_classes: c_n, row: vec![NO_ROW; dim], sp_off: vec![0; dim + 1], ..Weights::default() };
+        let mut w =
+            Weights { n_classes: c_n, row: vec![NO_ROW; dim], center: vec![0.0; dim], sp_off: vec![0; dim + 1], ..Weights::default() };
         let mut rows = 0u32;
         for (f, &k) in count.iter().enumerate() {
             if all_dense || k >= min_share {
@@ -208,14 +217,16 @@ impl Model {
 
         let mut bias = vec![0f32; c_n];
         let mut s = 1.0f32;
-        let total = (cfg.epochs * n).max(1) as f32;
+        let epochs = cfg.epochs.min(cfg.max_steps / n.max(1)).max(2.min(cfg.epochs));
+        let total = (epochs * n).max(1) as f32;
         let mut order: Vec<usize> = (0..n).collect();
         let mut rng = SplitMix(cfg.seed);
         let mut p = vec![0f32; c_n];
         let mut touched: Vec<(u32, u32, f32)> = Vec::new();
         let mut dense_rows: Vec<(u32, f32)> = Vec::new();
+        let mut active: Vec<(usize, f32)> = Vec::new();
         let mut t = 0usize;
-        for _ in 0..cfg.epochs {
+        for _ in 0..epochs {
             rng.shuffle(&mut order);
             for &i in &order {
                 let lr = cfg.lr * (1.0 - t as f32 / total).max(0.0) + 1e-4;
@@ -245,9 +256,22 @@ impl Model {
                     *bc -= lr * g;
                 }
                 let step = lr / s;
-                for &(r, x) in &dense_rows {
-                    let a = r as usize * c_n;
-                    axpy(&mut w.dense[a..a + c_n], -step * x, &p);
+                // Most labels' gradients are negligible once training is under way: update only
+                // the others, unless they are many.
+                active.clear();
+                active.extend((0..c_n).filter(|&c| p[c].abs() > cfg.grad_eps).map(|c| (c, p[c])));
+                if active.len() * 4 > c_n {
+                    for &(r, x) in &dense_rows {
+                        let a = r as usize * c_n;
+                        axpy(&mut w.dense[a..a + c_n], -step * x, &p);
+                    }
+                } else {
+                    for &(r, x) in &dense_rows {
+                        let row = &mut w.dense[r as usize * c_n..(r as usize + 1) * c_n];
+                        for &(c, g) in &active {
+                            row[c] -= step * x * g;
+                        }
+                    }
                 }
                 for &(j, c, x) in &touched {
                     let g = p[c as usize];
@@ -263,12 +287,32 @@ impl Model {
             }
         }
         w.dense.iter_mut().chain(w.sp_w.iter_mut()).for_each(|v| *v *= s);
-        Model { weights: prune(w, cfg.prune), bias, scale: cfg.scale, null_logit: cfg.null_logit }
+        // Mean value of each feature where it occurs, to judge what a weight contributes.
+        let mut mean_x = vec![0f32; dim];
+        let mut occ = vec![0u32; dim];
+        for x in xs {
+            for &(f, v) in x {
+                if let (Some(m), Some(o)) = (mean_x.get_mut(f as usize), occ.get_mut(f as usize)) {
+                    *m += v;
+                    *o += 1;
+                }
+            }
+        }
+        for (m, &o) in mean_x.iter_mut().zip(&occ) {
+            *m /= o.max(1) as f32;
+        }
+        let mean_bias = if c_n == 0 { 0.0 } else { bias.iter().sum::<f32>() / c_n as f32 };
+        Model { weights: prune(w, &mean_x, cfg.prune), bias, scale: cfg.scale, null_logit: mean_bias + cfg.null_logit }
     }
 
     /// Number of stored weights.
     pub(crate) fn nnz(&self) -> usize {
         self.weights.nnz()
+    }
+
+    /// Number of dense weight rows.
+    pub(crate) fn dense_rows(&self) -> usize {
+        self.weights.dense.len() / self.weights.n_classes.max(1)
     }
 
     /// Approximate heap bytes used.
@@ -282,8 +326,9 @@ impl Model {
             return Vec::new();
         }
         let mut z = self.bias.clone();
-        self.weights.accumulate(x, 1.0, &mut z);
-        let null = self.null_logit * self.scale;
+        let shared = self.weights.accumulate(x, 1.0, &mut z);
+        // Labels' logits are `z + shared`; compare the null outcome on the same footing.
+        let null = (self.null_logit - shared) * self.scale;
         let max = z.iter().fold(null, |m, &s| m.max(s * self.scale));
         let mut sum = (null - max).exp();
         for &s in &z {
@@ -303,27 +348,38 @@ impl Model {
     }
 }
 
-/// Drops weights below `eps`; dense rows left mostly empty become sparse lists.
-fn prune(w: Weights, eps: f32) -> Weights {
+/// Centres every dense row on its median (all labels share that part, which does not change the
+/// ranking), drops weights whose typical contribution (times the feature's mean value) is within
+/// `tau` of the centre's, and turns rows left mostly empty into sparse lists.
+fn prune(w: Weights, mean_x: &[f32], tau: f32) -> Weights {
     let c_n = w.n_classes;
     let dim = w.row.len();
-    let mut out = Weights { n_classes: c_n, row: vec![NO_ROW; dim], sp_off: vec![0; dim + 1], ..Weights::default() };
+    let mut out =
+        Weights { n_classes: c_n, row: vec![NO_ROW; dim], center: vec![0.0; dim], sp_off: vec![0; dim + 1], ..Weights::default() };
     let mut rows = 0u32;
+    let mut sorted: Vec<f32> = Vec::with_capacity(c_n);
     for f in 0..dim {
         let r = w.row[f];
+        let mx = mean_x.get(f).copied().unwrap_or(0.0);
+        let eps = if mx > 0.0 { tau / mx } else { f32::INFINITY };
         if r != NO_ROW {
             let a = r as usize * c_n;
             let row = &w.dense[a..a + c_n];
-            let nz = row.iter().filter(|v| v.abs() >= eps).count();
+            sorted.clear();
+            sorted.extend_from_slice(row);
+            sorted.sort_unstable_by(f32::total_cmp);
+            let m = sorted.get(c_n / 2).copied().unwrap_or(0.0);
+            out.center[f] = m;
+            let nz = row.iter().filter(|v| (*v - m).abs() >= eps).count();
             if nz * 3 > c_n {
                 out.row[f] = rows;
                 rows += 1;
-                out.dense.extend_from_slice(row);
+                out.dense.extend(row.iter().map(|v| v - m));
             } else {
                 for (c, &v) in row.iter().enumerate() {
-                    if v.abs() >= eps {
+                    if (v - m).abs() >= eps {
                         out.sp_cls.push(c as u32);
-                        out.sp_w.push(v);
+                        out.sp_w.push(v - m);
                     }
                 }
             }

@@ -27,9 +27,7 @@ pub fn is_invisible(c: char) -> bool {
 /// Removes control characters (except `\n` and `\t`), zero-width characters and bidi controls.
 /// Nothing else changes: use it on text that is stored or shown again.
 pub fn clean(text: &str) -> String {
-    text.chars()
-        .filter(|&c| c == '\n' || c == '\t' || !(c.is_control() || is_invisible(c)))
-        .collect()
+    text.chars().filter(|&c| c == '\n' || c == '\t' || !(c.is_control() || is_invisible(c))).collect()
 }
 
 /// The canonical form the matcher compares: invisible characters removed, control characters

@@ -1,0 +1,425 @@
+//! What comes in over the gateway, in order: the serenity event handler only queues each event
+//! (it runs on the gateway's single-threaded runtime, so the queue keeps Discord's order), and one
+//! worker turns them into engine calls: customer messages and button clicks become
+//! [`Inbound`]s, agents' messages in ticket threads become replies, slash commands become agent
+//! commands.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use serenity::all::{
+    ChannelId, CommandDataOptionValue, CommandInteraction, CommandOptionType, ComponentInteraction, Context, CreateCommand,
+    CreateCommandOption, CreateInteractionResponse, CreateInteractionResponseMessage, CreateMessage, EventHandler, GuildId, Http,
+    Interaction, Message, MessageType, Ready, ResumedEvent, RoleId, User, UserId,
+};
+use switchboard_core::dialogue::PAYLOAD_START;
+use switchboard_core::engine::{AgentCommand, AgentOutcome, Engine};
+use switchboard_core::types::{Actor, Content, Inbound, Ticket, TicketStatus};
+use tokio::sync::{mpsc, watch};
+
+use crate::channel::{CHANNEL_NAME, Target};
+use crate::config::DiscordConfig;
+use crate::desk::ACTOR_PREFIX;
+use crate::format;
+use crate::threads::Threads;
+
+/// An event taken off the gateway, waiting for the worker.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// The session started (not after a resume).
+    Ready(Box<Ready>),
+    /// A message was posted somewhere the bot can see.
+    Message(Box<Message>),
+    /// A button was pressed (already acknowledged).
+    Click(Box<ComponentInteraction>),
+    /// A slash command was used.
+    Command(Box<CommandInteraction>),
+}
+
+/// Queues gateway events for the worker, in the order they arrive.
+#[derive(Debug)]
+pub(crate) struct Handler {
+    pub(crate) tx: mpsc::UnboundedSender<Incoming>,
+}
+
+#[async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, _ctx: Context, ready: Ready) {
+        let _ = self.tx.send(Incoming::Ready(Box::new(ready)));
+    }
+
+    async fn resume(&self, _ctx: Context, _event: ResumedEvent) {
+        tracing::info!("Discord gateway session resumed");
+    }
+
+    async fn message(&self, _ctx: Context, msg: Message) {
+        let _ = self.tx.send(Incoming::Message(Box::new(msg)));
+    }
+
+    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        match interaction {
+            Interaction::Component(click) => {
+                // Queue first (that keeps the order), then acknowledge within Discord's 3 seconds.
+                let id = click.id;
+                let token = click.token.clone();
+                let _ = self.tx.send(Incoming::Click(Box::new(click)));
+                let ack = CreateInteractionResponse::Acknowledge;
+                if let Err(e) = ctx.http.create_interaction_response(id, &token, &ack, Vec::new()).await {
+                    tracing::warn!(interaction = %id, error = %e, "could not acknowledge a button press");
+                }
+            }
+            Interaction::Command(cmd) => {
+                let _ = self.tx.send(Incoming::Command(Box::new(cmd)));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What the worker needs.
+pub(crate) struct Worker {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) http: Arc<Http>,
+    pub(crate) config: DiscordConfig,
+    pub(crate) bot: UserId,
+    pub(crate) staff_guild: Option<GuildId>,
+    pub(crate) threads: Threads,
+    pub(crate) commands_registered: AtomicBool,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("bot", &self.bot).field("staff_guild", &self.staff_guild).finish_non_exhaustive()
+    }
+}
+
+/// The slash commands agents use, registered in the staff guild.
+pub fn commands() -> Vec<CreateCommand> {
+    let ticket = || {
+        CreateCommandOption::new(CommandOptionType::Integer, "ticket", "The ticket number (default: this thread's ticket)")
+            .min_int_value(1)
+            .required(false)
+    };
+    vec![
+        CreateCommand::new("claim").description("Take a ticket: the bot goes silent and you answer the customer").add_option(ticket()),
+        CreateCommand::new("release").description("Put a ticket back in the queue").add_option(ticket()),
+        CreateCommand::new("note")
+            .description("Add an internal note; the customer never sees it")
+            .add_option(CreateCommandOption::new(CommandOptionType::String, "text", "The note").required(true).max_length(4000))
+            .add_option(ticket()),
+        CreateCommand::new("close").description("Close a ticket and hand the customer back to the bot").add_option(ticket()),
+        CreateCommand::new("queue").description("List waiting and assigned tickets, urgent first"),
+    ]
+}
+
+/// `<@id>` and `<@!id>` of the bot removed.
+fn strip_mention(text: &str, bot: UserId) -> String {
+    text.replace(&format!("<@{bot}>"), " ").replace(&format!("<@!{bot}>"), " ").trim().to_string()
+}
+
+fn display_name(user: &User, nick: Option<&str>) -> String {
+    nick.or(user.global_name.as_deref()).unwrap_or(&user.name).to_string()
+}
+
+/// The actor a Discord member is for the engine: `discord:<user id>` with their roles as
+/// `discord-role:<role id>`; the engine's allowlist decides.
+pub fn actor(user: &User, nick: Option<&str>, roles: &[RoleId]) -> Actor {
+    Actor {
+        id: format!("{ACTOR_PREFIX}{}", user.id),
+        name: display_name(user, nick),
+        roles: roles.iter().map(|r| format!("discord-role:{r}")).collect(),
+    }
+}
+
+impl Worker {
+    /// Handles queued events until the queue closes or `stop` turns true, then what is left.
+    pub(crate) async fn run(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Incoming>, mut stop: watch::Receiver<bool>) {
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Some(ev) => self.handle(ev).await,
+                    None => return,
+                },
+                () = &mut stopped => break,
+            }
+        }
+        while let Ok(ev) = rx.try_recv() {
+            self.handle(ev).await;
+        }
+    }
+
+    async fn handle(&self, ev: Incoming) {
+        match ev {
+            Incoming::Ready(ready) => self.on_ready(&ready),
+            Incoming::Message(msg) => self.on_message(&msg).await,
+            Incoming::Click(click) => self.on_click(&click).await,
+            Incoming::Command(cmd) => self.on_command(&cmd).await,
+        }
+    }
+
+    fn on_ready(&self, ready: &Ready) {
+        tracing::info!(bot = %ready.user.id, guilds = ready.guilds.len(), "connected to the Discord gateway");
+        self.http.set_application_id(ready.application.id);
+        let Some(guild) = self.staff_guild else { return };
+        if self.commands_registered.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let http = self.http.clone();
+        tokio::spawn(async move {
+            match guild.set_commands(&*http, commands()).await {
+                Ok(c) => tracing::info!(guild = %guild, commands = c.len(), "registered the agents' slash commands"),
+                Err(e) => tracing::error!(guild = %guild, error = %e, "could not register the agents' slash commands"),
+            }
+        });
+    }
+
+    async fn on_message(&self, msg: &Message) {
+        if msg.author.bot || msg.webhook_id.is_some() || !matches!(msg.kind, MessageType::Regular | MessageType::InlineReply) {
+            return;
+        }
+        match msg.guild_id {
+            None => self.customer_message(msg, Target { channel: msg.channel_id, user: None }, false).await,
+            Some(_) => {
+                if self.config.support_channel_ids.contains(&msg.channel_id.get()) {
+                    let mentioned = msg.mentions.iter().any(|u| u.id == self.bot)
+                        || msg.content.contains(&format!("<@{}>", self.bot))
+                        || msg.content.contains(&format!("<@!{}>", self.bot));
+                    if mentioned {
+                        self.customer_message(msg, Target { channel: msg.channel_id, user: Some(msg.author.id) }, true).await;
+                    }
+                    return;
+                }
+                match self.threads.ticket_of(msg.channel_id).await {
+                    Ok(Some(ticket)) => self.agent_message(msg, ticket).await,
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = %e, "cannot look up ticket threads"),
+                }
+            }
+        }
+    }
+
+    async fn customer_message(&self, msg: &Message, target: Target, mention: bool) {
+        let text = strip_mention(&msg.content, self.bot);
+        let content = if !text.is_empty() {
+            Content::Text(text)
+        } else if !msg.attachments.is_empty() {
+            Content::Unsupported("attachment".into())
+        } else if !msg.sticker_items.is_empty() {
+            Content::Unsupported("sticker".into())
+        } else if mention {
+            // Only the mention: say hello.
+            Content::Choice(PAYLOAD_START.into())
+        } else {
+            return;
+        };
+        let nick = msg.member.as_ref().and_then(|m| m.nick.as_deref());
+        let inbound = Inbound {
+            channel: CHANNEL_NAME.into(),
+            conversation: target.conversation(),
+            customer_id: msg.author.id.to_string(),
+            customer_name: display_name(&msg.author, nick),
+            content,
+            message_id: msg.id.to_string(),
+            at: msg.timestamp.timestamp_millis(),
+            lang_hint: None,
+        };
+        self.handle_inbound(inbound).await;
+    }
+
+    async fn handle_inbound(&self, inbound: Inbound) {
+        let message_id = inbound.message_id.clone();
+        match self.engine.handle(inbound).await {
+            Ok(h) => tracing::debug!(message = %message_id, action = h.action.as_str(), intent = ?h.intent, "handled a Discord message"),
+            Err(e) => tracing::error!(message = %message_id, error = %e, "could not handle a Discord message"),
+        }
+    }
+
+    async fn on_click(&self, click: &ComponentInteraction) {
+        let target = match click.guild_id {
+            None => Target { channel: click.channel_id, user: None },
+            Some(_) if self.config.support_channel_ids.contains(&click.channel_id.get()) => {
+                Target { channel: click.channel_id, user: Some(click.user.id) }
+            }
+            Some(_) => return,
+        };
+        let nick = click.member.as_ref().and_then(|m| m.nick.as_deref());
+        let inbound = Inbound {
+            channel: CHANNEL_NAME.into(),
+            conversation: target.conversation(),
+            customer_id: click.user.id.to_string(),
+            customer_name: display_name(&click.user, nick),
+            content: Content::Choice(click.data.custom_id.clone()),
+            message_id: format!("int:{}", click.id),
+            at: click.id.created_at().timestamp_millis(),
+            lang_hint: None,
+        };
+        self.handle_inbound(inbound).await;
+    }
+
+    async fn agent_message(&self, msg: &Message, ticket: i64) {
+        let nick = msg.member.as_ref().and_then(|m| m.nick.as_deref());
+        let roles = msg.member.as_ref().map(|m| m.roles.clone()).unwrap_or_default();
+        let actor = actor(&msg.author, nick, &roles);
+        if !self.engine.is_agent(&actor) {
+            tracing::warn!(user = %msg.author.id, ticket, "ignored a message in a ticket thread from a member without the staff role");
+            return;
+        }
+        let text = strip_mention(&msg.content, self.bot);
+        if text.is_empty() {
+            if !msg.attachments.is_empty() || !msg.sticker_items.is_empty() {
+                self.say(msg.channel_id, "⚠️ Only text reaches the customer; that was not sent.".into());
+            }
+            return;
+        }
+        match self.engine.agent(&actor, AgentCommand::Reply(ticket, text)).await {
+            Ok(_) => tracing::debug!(ticket, agent = %actor.id, "relayed an agent's message"),
+            Err(e) => self.say(msg.channel_id, format!("⚠️ Not sent to the customer: {}", format::escape(&e.to_string()))),
+        }
+    }
+
+    /// Posts a line of ours in a channel, in the background.
+    fn say(&self, channel: ChannelId, text: String) {
+        let http = self.http.clone();
+        tokio::spawn(async move {
+            let msg = CreateMessage::new().content(text).allowed_mentions(format::no_mentions());
+            if let Err(e) = channel.send_message(&*http, msg).await {
+                tracing::warn!(channel = %channel, error = %e, "could not post in a Discord channel");
+            }
+        });
+    }
+
+    /// Answers a slash command, in the background.
+    fn respond(&self, cmd: &CommandInteraction, text: String, ephemeral: bool) {
+        let http = self.http.clone();
+        let (id, token) = (cmd.id, cmd.token.clone());
+        tokio::spawn(async move {
+            let text = if text.chars().count() > format::MESSAGE_LIMIT {
+                text.chars().take(format::MESSAGE_LIMIT - 1).chain(['…']).collect()
+            } else {
+                text
+            };
+            let msg = CreateInteractionResponseMessage::new().content(text).ephemeral(ephemeral).allowed_mentions(format::no_mentions());
+            let resp = CreateInteractionResponse::Message(msg);
+            if let Err(e) = http.create_interaction_response(id, &token, &resp, Vec::new()).await {
+                tracing::warn!(interaction = %id, error = %e, "could not answer a slash command");
+            }
+        });
+    }
+
+    async fn on_command(&self, cmd: &CommandInteraction) {
+        let name = cmd.data.name.as_str();
+        let roles = cmd.member.as_ref().map(|m| m.roles.clone()).unwrap_or_default();
+        let nick = cmd.member.as_ref().and_then(|m| m.nick.as_deref());
+        let actor = actor(&cmd.user, nick, &roles);
+        if !self.engine.is_agent(&actor) {
+            tracing::warn!(user = %cmd.user.id, command = name, "refused a slash command from a member without the staff role");
+            self.respond(cmd, "Only members with the staff role can work tickets.".into(), true);
+            return;
+        }
+        let mut ticket_opt = None;
+        let mut text = None;
+        for opt in &cmd.data.options {
+            match (opt.name.as_str(), &opt.value) {
+                ("ticket", CommandDataOptionValue::Integer(n)) => ticket_opt = Some(*n),
+                ("text", CommandDataOptionValue::String(s)) => text = Some(s.clone()),
+                _ => {}
+            }
+        }
+        let here = match self.threads.ticket_of(cmd.channel_id).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot look up ticket threads");
+                self.respond(cmd, "Storage is unavailable, please try again.".into(), true);
+                return;
+            }
+        };
+        if name == "queue" {
+            let reply = match self.engine.agent(&actor, AgentCommand::Queue).await {
+                Ok(AgentOutcome::Queue(tickets)) => self.queue_text(&tickets).await,
+                Ok(_) => String::new(),
+                Err(e) => format!("⚠️ {e}"),
+            };
+            self.respond(cmd, reply, true);
+            return;
+        }
+        let Some(ticket) = ticket_opt.or(here) else {
+            self.respond(cmd, "Use this in a ticket's thread, or give the ticket number.".into(), true);
+            return;
+        };
+        let command = match name {
+            "claim" => AgentCommand::Claim(ticket),
+            "release" => AgentCommand::Release(ticket),
+            "close" => AgentCommand::Close(ticket),
+            "note" => AgentCommand::Note(ticket, text.clone().unwrap_or_default()),
+            _ => {
+                self.respond(cmd, "Unknown command.".into(), true);
+                return;
+            }
+        };
+        match self.engine.agent(&actor, command).await {
+            Err(e) => self.respond(cmd, format!("⚠️ {}", format::escape(&e.to_string())), true),
+            Ok(_) if name == "note" => {
+                let note =
+                    format::pieces(&format!("📝 Note by **{}**: ", format::escape(&actor.name)), text.as_deref().unwrap_or_default());
+                let first = note.first().cloned().unwrap_or_default();
+                if here == Some(ticket) {
+                    // In the ticket's thread: the answer is the note, for the other agents to see.
+                    self.respond(cmd, first, false);
+                } else {
+                    self.respond(cmd, format!("Note added to ticket #{ticket}."), true);
+                    if let Ok(Some(thread)) = self.threads.thread_of(ticket).await {
+                        self.say(thread, first);
+                    }
+                }
+            }
+            Ok(_) => {
+                let done = match name {
+                    "claim" => format!("Ticket #{ticket} is yours: write in its thread to answer the customer."),
+                    "release" => format!("Ticket #{ticket} is back in the queue."),
+                    _ => format!("Ticket #{ticket} is closed; the customer is back with the bot."),
+                };
+                self.respond(cmd, done, true);
+            }
+        }
+    }
+
+    async fn queue_text(&self, tickets: &[Ticket]) -> String {
+        if tickets.is_empty() {
+            return "The queue is empty.".into();
+        }
+        let mut out = String::from("**Tickets** (urgent first, then oldest)\n");
+        for (i, t) in tickets.iter().enumerate() {
+            let status = match (&t.status, &t.agent) {
+                (TicketStatus::Assigned, Some(a)) => match a.strip_prefix(ACTOR_PREFIX) {
+                    Some(user) => format!("with <@{user}>"),
+                    None => format!("with {}", format::escape(a)),
+                },
+                (s, _) => s.as_str().to_string(),
+            };
+            let thread = match self.threads.thread_of(t.id).await {
+                Ok(Some(th)) => format!(" — <#{th}>"),
+                _ => String::new(),
+            };
+            let line = format!(
+                "#{} · {} · {} · {} ({}){}\n",
+                t.id,
+                t.priority.as_str(),
+                status,
+                format::escape(&switchboard_core::channel::one_line(&t.customer_name, 60)),
+                t.key.channel,
+                thread
+            );
+            if out.chars().count() + line.chars().count() > 1900 {
+                out.push_str(&format!("… and {} more", tickets.len() - i));
+                break;
+            }
+            out.push_str(&line);
+        }
+        out
+    }
+}

@@ -1,0 +1,74 @@
+//! Which thread of the staff channel belongs to which ticket, kept in the engine store's
+//! key-value space so a restart (or another instance) finds the same threads.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serenity::all::ChannelId;
+use switchboard_core::StoreError;
+use switchboard_core::store::Store;
+
+/// Namespace of `ticket id → thread id`.
+pub const NS_THREAD: &str = "discord.thread";
+/// Namespace of `thread id → ticket id`.
+pub const NS_TICKET: &str = "discord.thread_ticket";
+/// Namespace of tickets whose summary embed is in their thread.
+pub const NS_SUMMARY: &str = "discord.summary";
+/// Namespace of tickets whose closing line is in their thread.
+pub const NS_CLOSED: &str = "discord.closed";
+
+/// The ticket ↔ thread map.
+#[derive(Clone)]
+pub struct Threads {
+    store: Arc<dyn Store>,
+    by_thread: Arc<Mutex<HashMap<u64, i64>>>,
+}
+
+impl std::fmt::Debug for Threads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Threads").finish_non_exhaustive()
+    }
+}
+
+impl Threads {
+    /// The map over `store`.
+    pub fn new(store: Arc<dyn Store>) -> Threads {
+        Threads { store, by_thread: Arc::new(Mutex::new(HashMap::new())) }
+    }
+
+    /// The ticket's thread, if it has one.
+    pub async fn thread_of(&self, ticket: i64) -> Result<Option<ChannelId>, StoreError> {
+        let v = self.store.get_value(NS_THREAD, &ticket.to_string()).await?;
+        Ok(v.and_then(|v| v.parse::<u64>().ok()).filter(|&id| id > 0).map(ChannelId::new))
+    }
+
+    /// The ticket a thread belongs to, if it is a ticket thread.
+    pub async fn ticket_of(&self, thread: ChannelId) -> Result<Option<i64>, StoreError> {
+        if let Some(&t) = self.by_thread.lock().unwrap_or_else(|p| p.into_inner()).get(&thread.get()) {
+            return Ok(Some(t));
+        }
+        let t = self.store.get_value(NS_TICKET, &thread.get().to_string()).await?.and_then(|v| v.parse::<i64>().ok());
+        if let Some(t) = t {
+            self.by_thread.lock().unwrap_or_else(|p| p.into_inner()).insert(thread.get(), t);
+        }
+        Ok(t)
+    }
+
+    /// Records a ticket's new thread.
+    pub async fn remember(&self, ticket: i64, thread: ChannelId) -> Result<(), StoreError> {
+        self.store.set_value(NS_THREAD, &ticket.to_string(), &thread.get().to_string()).await?;
+        self.store.set_value(NS_TICKET, &thread.get().to_string(), &ticket.to_string()).await?;
+        self.by_thread.lock().unwrap_or_else(|p| p.into_inner()).insert(thread.get(), ticket);
+        Ok(())
+    }
+
+    /// Whether `step` (a namespace such as [`NS_SUMMARY`]) was done for the ticket.
+    pub async fn done(&self, step: &str, ticket: i64) -> Result<bool, StoreError> {
+        Ok(self.store.get_value(step, &ticket.to_string()).await?.is_some())
+    }
+
+    /// Records that `step` was done for the ticket, so a retried notice does not repeat it.
+    pub async fn mark_done(&self, step: &str, ticket: i64) -> Result<(), StoreError> {
+        self.store.set_value(step, &ticket.to_string(), "done").await
+    }
+}

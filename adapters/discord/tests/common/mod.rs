@@ -1,0 +1,217 @@
+//! The end-to-end harness: the fake Discord on 127.0.0.1, the real engine with the OKPay pack,
+//! its outbox, and the real serenity client of the adapter, wired as `switchboard run` wires them.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_core::engine::{Engine, EngineConfig, RetryPolicy};
+use switchboard_core::pack::Pack;
+use switchboard_core::store::{MemoryStore, NewConversation, SqlStore, Store};
+use switchboard_core::types::{ConversationKey, Ticket, TicketStatus, TranscriptEntry};
+use switchboard_discord::fake::{self, FakeDiscord, FakeThread, FakeUser, Posted};
+use switchboard_discord::{Discord, DiscordConfig};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The staff channel whose threads hold tickets.
+pub const STAFF_CHANNEL: u64 = 800_000_000_000_000_001;
+/// A support channel where customers mention the bot.
+pub const SUPPORT_CHANNEL: u64 = 800_000_000_000_000_002;
+/// The staff role.
+pub const STAFF_ROLE: u64 = 800_000_000_000_000_003;
+/// How long any condition may take before a test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A customer.
+pub fn customer(id: u64, name: &str) -> FakeUser {
+    FakeUser::new(id, name)
+}
+
+/// A member with the staff role.
+pub fn agent(id: u64, name: &str) -> FakeUser {
+    FakeUser::new(id, name).with_role(STAFF_ROLE)
+}
+
+/// Everything one test runs.
+pub struct Harness {
+    pub fake: FakeDiscord,
+    pub engine: Arc<Engine>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+}
+
+fn stopped(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+pub fn pack_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../intents/okpay")
+}
+
+/// The engine settings of the tests: the staff role is the allowlist, Discord the desk, and
+/// retries are quick.
+pub fn engine_config() -> EngineConfig {
+    EngineConfig {
+        agents: vec![format!("discord-role:{STAFF_ROLE}")],
+        desks: vec!["discord".into()],
+        retry: RetryPolicy {
+            base: Duration::from_millis(20),
+            max: Duration::from_millis(200),
+            max_attempts: 20,
+            lease: Duration::from_secs(5),
+        },
+        ..EngineConfig::default()
+    }
+}
+
+impl Harness {
+    /// Starts everything over an in-memory store.
+    pub async fn start() -> Harness {
+        Harness::start_with(Arc::new(MemoryStore::new()), None).await
+    }
+
+    /// Starts everything over a SQLite store in `dir` (kept between two harnesses to test a
+    /// restart), with an existing fake if given.
+    pub async fn start_sqlite(dir: &Path, fake: Option<FakeDiscord>) -> Harness {
+        let store = SqlStore::open_sqlite(dir).await.expect("open the SQLite store");
+        Harness::start_with(Arc::new(store), fake).await
+    }
+
+    async fn start_with(store: Arc<dyn Store>, fake: Option<FakeDiscord>) -> Harness {
+        init_logs();
+        let (stop, stop_rx) = watch::channel(false);
+        let fake = match fake {
+            // Owned by the test, which stops it.
+            Some(f) => f,
+            None => {
+                let f = FakeDiscord::bind(stopped(&stop_rx)).await.expect("bind the fake Discord");
+                f.add_text_channel(STAFF_CHANNEL, "staff");
+                f.add_text_channel(SUPPORT_CHANNEL, "support");
+                f
+            }
+        };
+        let pack = Pack::load(&pack_dir()).expect("load the OKPay pack");
+        let engine = Engine::new(store, pack, engine_config());
+        let mut tasks = vec![tokio::spawn(engine.clone().run_outbox(Duration::from_millis(50), stopped(&stop_rx)))];
+        let config = DiscordConfig {
+            staff_channel_id: Some(STAFF_CHANNEL),
+            staff_role_id: Some(STAFF_ROLE),
+            support_channel_ids: vec![SUPPORT_CHANNEL],
+            staff_guild_id: None,
+            api_url: Some(fake.url()),
+        };
+        let discord = Discord::connect(engine.clone(), fake::TOKEN, config).await.expect("connect the adapter");
+        let identifies = fake.gateway_stats().identifies;
+        tasks.extend(discord.spawn(stopped(&stop_rx)).expect("spawn the adapter"));
+        let h = Harness { fake, engine, stop, tasks };
+        let f = h.fake.clone();
+        fake::eventually("the gateway session and the slash commands", TIMEOUT, || {
+            let g = f.gateway_stats();
+            (g.live && g.identifies > identifies && f.commands().len() == 5).then_some(())
+        })
+        .await;
+        h
+    }
+
+    /// Stops the adapter, the outbox and the fake (unless it was given to the harness).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+    }
+
+    /// The DM channel of `user`.
+    pub fn dm_channel(&self, user: &FakeUser) -> u64 {
+        self.fake.dm_channel(user)
+    }
+
+    /// What the bot posted in `channel`, as read.
+    pub fn texts(&self, channel: u64) -> Vec<String> {
+        self.fake.posts(channel).iter().map(Posted::text).collect()
+    }
+
+    /// Waits until the bot posted at least `n` messages in `channel`, and returns them.
+    pub async fn wait_posts(&self, what: &str, channel: u64, n: usize) -> Vec<Posted> {
+        let f = self.fake.clone();
+        fake::eventually(what, TIMEOUT, || {
+            let p = f.posts(channel);
+            (p.len() >= n).then_some(p)
+        })
+        .await
+    }
+
+    /// Waits until a post in `channel` contains `needle` (as read), and returns it.
+    pub async fn wait_text(&self, channel: u64, needle: &str) -> Posted {
+        let f = self.fake.clone();
+        fake::eventually(&format!("a post containing {needle:?} in {channel}"), TIMEOUT, || {
+            f.posts(channel).into_iter().find(|p| p.text().contains(needle))
+        })
+        .await
+    }
+
+    /// Waits for the bot's answer to an interaction.
+    pub async fn wait_response(&self, interaction: u64) -> serde_json::Value {
+        let f = self.fake.clone();
+        fake::eventually("the interaction response", TIMEOUT, || f.response(interaction)).await
+    }
+
+    /// The customer asks for a person in a DM; waits for the ticket's thread with its summary.
+    pub async fn escalate(&self, user: &FakeUser) -> (Ticket, FakeThread) {
+        let before = self.fake.threads().len();
+        self.fake.dm(user, "转人工");
+        let f = self.fake.clone();
+        let thread = fake::eventually("the ticket's thread", TIMEOUT, || f.threads().get(before).cloned()).await;
+        let posts = self.wait_posts("the summary embed", thread.id, 1).await;
+        assert!(!posts[0].embeds.is_empty(), "the thread starts with the summary embed");
+        let ticket = self.open_tickets().await.into_iter().find(|t| t.customer_id == user.id.to_string()).expect("the ticket");
+        (ticket, thread)
+    }
+
+    /// Queued and assigned tickets.
+    pub async fn open_tickets(&self) -> Vec<Ticket> {
+        self.engine.store().tickets(&[TicketStatus::Queued, TicketStatus::Assigned]).await.expect("read tickets")
+    }
+
+    /// A ticket as stored now.
+    pub async fn ticket(&self, id: i64) -> Ticket {
+        self.engine.store().ticket(id).await.expect("read the ticket").expect("the ticket exists")
+    }
+
+    /// The transcript of the Discord conversation `chat`.
+    pub async fn transcript_of(&self, chat: &str) -> Vec<TranscriptEntry> {
+        let new = NewConversation {
+            key: ConversationKey { channel: "discord".into(), chat: chat.into() },
+            customer_id: String::new(),
+            customer_name: String::new(),
+            lang: switchboard_core::Lang::En,
+            at: 0,
+        };
+        let conv = self.engine.store().open_conversation(new).await.expect("the conversation");
+        self.engine.store().transcript(conv.id, 100).await.expect("the transcript")
+    }
+
+    /// Waits until the outbox has nothing left to deliver.
+    pub async fn settle(&self) {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let pending = self.engine.store().outbox_pending().await.expect("read the outbox");
+            if pending.is_empty() {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the outbox did not drain: {pending:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

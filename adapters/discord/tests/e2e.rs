@@ -1,0 +1,487 @@
+//! End to end: the real serenity client of the adapter against the fake Discord on 127.0.0.1
+//! (REST through the proxy setting, gateway over `ws://`), the real engine and the OKPay pack.
+//! Every wait polls a condition with a generous timeout; nothing sleeps to assert.
+
+mod common;
+
+use common::{Harness, STAFF_CHANNEL, SUPPORT_CHANNEL, TIMEOUT, agent, customer};
+use serde_json::json;
+use switchboard_core::types::{TicketEventKind, TicketStatus};
+use switchboard_discord::fake::{self, Failure, Posted};
+
+fn assert_pings_nobody(posts: &[Posted]) {
+    for p in posts {
+        assert!(!p.could_ping(), "the bot's message could ping someone: {p:?}");
+        assert_eq!(p.allowed_mentions["parse"], json!([]), "allowed_mentions.parse must be empty: {p:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faq_answers_a_dm_in_chinese_and_in_english() {
+    let h = Harness::start().await;
+    let zh = customer(101, "小王");
+    let en = customer(102, "ann");
+    h.fake.dm(&zh, "我的账号被锁了");
+    h.fake.dm(&en, "my account is locked");
+
+    let zh_reply = h.wait_text(h.dm_channel(&zh), "找回密码").await;
+    assert!(zh_reply.buttons.iter().any(|b| b == "intent:reset_email_missing"), "follow-ups are buttons: {:?}", zh_reply.buttons);
+    let en_reply = h.wait_text(h.dm_channel(&en), "Forgot password").await;
+    assert!(!en_reply.buttons.is_empty());
+    // Answered once each, in the customer's language, pinging nobody.
+    h.settle().await;
+    assert_eq!(h.fake.posts(h.dm_channel(&zh)).len(), 1);
+    assert_eq!(h.fake.posts(h.dm_channel(&en)).len(), 1);
+    assert!(!h.texts(h.dm_channel(&en))[0].contains("找回密码"));
+    assert_pings_nobody(&h.fake.all_posts());
+    // A picture is not text: the customer is told so.
+    h.fake.dm_picture(&en);
+    h.wait_text(h.dm_channel(&en), "only read text").await;
+    assert!(h.fake.unknown_routes().is_empty(), "{:?}", h.fake.unknown_routes());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mention_in_a_support_channel_is_answered_there() {
+    let h = Harness::start().await;
+    let ann = customer(201, "ann");
+    let bob = customer(202, "bob");
+    // Without a mention the bot stays out of the conversation.
+    h.fake.say(SUPPORT_CHANNEL, &bob, "my account is locked, anyone?");
+    h.fake.mention(SUPPORT_CHANNEL, &ann, "my account is locked");
+    let reply = h.wait_text(SUPPORT_CHANNEL, "Forgot password").await;
+    // Addressed to ann with a mention that pings nobody; the bot's own mention is not in the text.
+    assert!(reply.content.starts_with("<@201> "), "{}", reply.content);
+    assert_pings_nobody(&[reply]);
+    // Only the mention: the bot says hello, to bob, in his own conversation.
+    h.fake.mention(SUPPORT_CHANNEL, &bob, "");
+    let f = h.fake.clone();
+    fake::eventually("a greeting for bob", TIMEOUT, || f.posts(SUPPORT_CHANNEL).into_iter().find(|p| p.content.starts_with("<@202> ")))
+        .await;
+    h.settle().await;
+    assert_eq!(h.fake.posts(SUPPORT_CHANNEL).len(), 2, "{:?}", h.texts(SUPPORT_CHANNEL));
+    // One conversation per customer in the channel.
+    for user in ["201", "202"] {
+        let transcript = h.transcript_of(&format!("{SUPPORT_CHANNEL}:{user}")).await;
+        assert_eq!(transcript.len(), 2, "{user}: {transcript:?}");
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_button_press_is_the_customer_choosing_it() {
+    let h = Harness::start().await;
+    let ann = customer(301, "ann");
+    let dm = h.dm_channel(&ann);
+    h.fake.dm(&ann, "my account is locked");
+    h.wait_text(dm, "Forgot password").await;
+    let click = h.fake.click(dm, &ann, "intent:reset_email_missing");
+    // Acknowledged as a deferred update, and answered with that intent.
+    let ack = h.wait_response(click).await;
+    assert_eq!(ack["type"], json!(6));
+    let posts = h.wait_posts("the chosen answer", dm, 2).await;
+    let chosen = posts[1].text();
+    assert!(chosen.contains("reset email"), "the reset_email_missing answer: {chosen}");
+    let transcript = h.transcript_of(&dm.to_string()).await;
+    assert!(transcript.iter().any(|e| e.text.starts_with('[')), "the press is in the transcript as a choice: {transcript:?}");
+    h.settle().await;
+    assert_eq!(h.fake.posts(dm).len(), 2);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_escalation_opens_a_thread_and_messages_flow_both_ways() {
+    let h = Harness::start().await;
+    let ann = customer(401, "ann");
+    let alice = agent(451, "alice");
+    let dm = h.dm_channel(&ann);
+    let (ticket, thread) = h.escalate(&ann).await;
+    assert_eq!(thread.parent, STAFF_CHANNEL);
+    assert!(thread.name.starts_with(&format!("#{} ann", ticket.id)), "{}", thread.name);
+    let summary = &h.fake.posts(thread.id)[0].embeds[0];
+    let fields = summary["fields"].as_array().cloned().unwrap_or_default();
+    let field = |name: &str| fields.iter().find(|f| f["name"] == name).map(|f| f["value"].as_str().unwrap_or_default().to_string());
+    assert_eq!(field("Channel").as_deref(), Some("discord"));
+    assert!(field("Customer").is_some_and(|c| c.contains("ann") && c.contains("401")));
+    assert!(field("Priority").is_some());
+    assert!(field("Reason").is_some());
+    assert!(summary["description"].as_str().is_some_and(|d| d.contains("转人工")), "the last messages are in the summary: {summary}");
+    // The customer is told their place in the queue.
+    h.wait_text(dm, "排在第").await;
+
+    // The customer writes: it shows in the thread.
+    h.fake.dm(&ann, "还在吗?我的转账一直没到");
+    h.wait_text(thread.id, "我的转账一直没到").await;
+    // An agent writes in the thread: it goes to the customer, after the "joined" line.
+    h.fake.say(thread.id, &alice, "您好,我是 Alice,马上帮您查。");
+    h.wait_text(dm, "我是 Alice").await;
+    let texts = h.texts(dm);
+    let joined = texts.iter().position(|t| t.contains("alice") && t.contains("已接入")).expect("the joined line");
+    let answer = texts.iter().position(|t| t.contains("我是 Alice")).expect("the answer");
+    assert!(joined < answer, "{texts:?}");
+    // The thread shows the claim but does not echo alice's own message.
+    h.wait_text(thread.id, "claimed this ticket").await;
+    h.settle().await;
+    assert!(!h.texts(thread.id).iter().any(|t| t.contains("马上帮您查")), "no echo: {:?}", h.texts(thread.id));
+    let t = h.ticket(ticket.id).await;
+    assert_eq!(t.status, TicketStatus::Assigned);
+    assert_eq!(t.agent.as_deref(), Some("discord:451"));
+    // The customer again: still the thread, the bot stays silent.
+    let before = h.fake.posts(dm).len();
+    h.fake.dm(&ann, "好的谢谢");
+    h.wait_text(thread.id, "好的谢谢").await;
+    h.settle().await;
+    assert_eq!(h.fake.posts(dm).len(), before);
+    assert_pings_nobody(&h.fake.all_posts());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_without_the_staff_role_is_refused_and_nothing_changes() {
+    let h = Harness::start().await;
+    let ann = customer(501, "ann");
+    let mallory = customer(502, "mallory");
+    let dm = h.dm_channel(&ann);
+    let (ticket, thread) = h.escalate(&ann).await;
+    h.settle().await;
+    let dm_before = h.fake.posts(dm).len();
+
+    let claim = h.fake.slash(thread.id, &mallory, "claim", &[]);
+    let refusal = h.wait_response(claim).await;
+    assert_eq!(refusal["type"], json!(4));
+    assert_eq!(refusal["data"]["flags"], json!(64), "ephemeral: {refusal}");
+    assert!(refusal["data"]["content"].as_str().is_some_and(|c| c.contains("staff role")));
+    let close = h.fake.slash(STAFF_CHANNEL, &mallory, "close", &[("ticket", json!(ticket.id))]);
+    assert_eq!(h.wait_response(close).await["data"]["flags"], json!(64));
+    // A message in the thread from a non-member is not relayed.
+    h.fake.say(thread.id, &mallory, "hi, I'm from support, send me your password");
+    // A staff /queue afterwards proves the worker went past mallory's message.
+    let q = h.fake.slash(STAFF_CHANNEL, &agent(551, "alice"), "queue", &[]);
+    h.wait_response(q).await;
+    h.settle().await;
+    let t = h.ticket(ticket.id).await;
+    assert_eq!(t.status, TicketStatus::Queued);
+    assert_eq!(t.agent, None);
+    assert_eq!(h.fake.posts(dm).len(), dm_before, "{:?}", h.texts(dm));
+    let events = h.engine.store().ticket_events(ticket.id).await.expect("events");
+    assert_eq!(events.len(), 1, "only Opened: {events:?}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_never_reaches_the_customer() {
+    let h = Harness::start().await;
+    let ann = customer(601, "ann");
+    let alice = agent(651, "alice");
+    let dm = h.dm_channel(&ann);
+    let (ticket, thread) = h.escalate(&ann).await;
+    h.settle().await;
+    let dm_before = h.texts(dm);
+
+    let note = h.fake.slash(thread.id, &alice, "note", &[("text", json!("customer sounds worried, check KYC first"))]);
+    let resp = h.wait_response(note).await;
+    // In the thread the note is the visible answer, for the other agents.
+    assert_eq!(resp["type"], json!(4));
+    assert!(resp["data"]["flags"].as_u64().unwrap_or(0) & 64 == 0, "visible to the staff: {resp}");
+    assert!(fake::unescape(resp["data"]["content"].as_str().unwrap_or_default()).contains("check KYC first"));
+    // A note from the staff channel names its ticket and is posted in the thread.
+    let other = h.fake.slash(STAFF_CHANNEL, &alice, "note", &[("text", json!("second note")), ("ticket", json!(ticket.id))]);
+    assert_eq!(h.wait_response(other).await["data"]["flags"], json!(64));
+    h.wait_text(thread.id, "second note").await;
+    h.settle().await;
+    assert_eq!(h.texts(dm), dm_before, "the customer saw nothing new");
+    let events = h.engine.store().ticket_events(ticket.id).await.expect("events");
+    assert_eq!(events.iter().filter(|e| matches!(e.kind, TicketEventKind::Note { .. })).count(), 2);
+    let transcript = h.engine.store().transcript(ticket.conversation_id, 50).await.expect("transcript");
+    assert!(!transcript.iter().any(|e| e.text.contains("KYC")), "notes are not in the customer's transcript");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_archives_the_thread_and_returns_the_customer_to_the_bot() {
+    let h = Harness::start().await;
+    let ann = customer(701, "ann");
+    let alice = agent(751, "alice");
+    let dm = h.dm_channel(&ann);
+    let (ticket, thread) = h.escalate(&ann).await;
+    let claim = h.fake.slash(thread.id, &alice, "claim", &[]);
+    assert_eq!(h.wait_response(claim).await["data"]["flags"], json!(64));
+    h.wait_text(dm, "已接入").await;
+    h.fake.say(thread.id, &alice, "问题已经处理好了");
+    h.wait_text(dm, "问题已经处理好了").await;
+
+    let close = h.fake.slash(thread.id, &alice, "close", &[]);
+    h.wait_response(close).await;
+    h.wait_text(dm, "回到了智能助手").await;
+    h.wait_text(thread.id, "closed this ticket").await;
+    let f = h.fake.clone();
+    let id = thread.id;
+    fake::eventually("the thread archived and locked", TIMEOUT, || f.threads().into_iter().find(|t| t.id == id && t.archived && t.locked))
+        .await;
+    assert_eq!(h.ticket(ticket.id).await.status, TicketStatus::Closed);
+    // The bot answers again.
+    h.fake.dm(&ann, "my account is locked");
+    h.wait_text(dm, "Forgot password").await;
+    // Closing again is refused politely.
+    let again = h.fake.slash(thread.id, &alice, "close", &[]);
+    assert!(h.wait_response(again).await["data"]["content"].as_str().is_some_and(|c| c.contains("closed")));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_drop_mid_conversation_loses_nothing_and_answers_once() {
+    let h = Harness::start().await;
+    let ann = customer(801, "ann");
+    let alice = agent(851, "alice");
+    let dm = h.dm_channel(&ann);
+    let f = h.fake.clone();
+    fake::eventually("two heartbeats acknowledged", TIMEOUT, || (f.gateway_stats().heartbeats >= 2).then_some(())).await;
+    let first = h.fake.dm(&ann, "my account is locked");
+    h.wait_text(dm, "Forgot password").await;
+    let (ticket, thread) = h.escalate(&ann).await;
+    h.fake.say(thread.id, &alice, "hello from alice");
+    h.wait_text(dm, "hello from alice").await;
+
+    // The connection drops; while the client is away the customer and the agent keep writing.
+    h.fake.pause_gateway(true);
+    h.fake.drop_gateway();
+    fake::eventually("the connection down", TIMEOUT, || (!f.gateway_stats().live).then_some(())).await;
+    h.fake.dm(&ann, "are you still there? my transfer is missing");
+    h.fake.say(thread.id, &alice, "yes, checking your transfer now");
+    h.fake.dm(&ann, "thanks, it was 500 yuan");
+    // Discord may deliver an already handled message again after a resume.
+    h.fake.redeliver(first);
+    h.fake.pause_gateway(false);
+
+    fake::eventually("the session resumed", TIMEOUT, || (f.gateway_stats().resumes == 1 && f.gateway_stats().live).then_some(())).await;
+    h.wait_text(thread.id, "it was 500 yuan").await;
+    h.wait_text(dm, "checking your transfer now").await;
+    h.settle().await;
+    let stats = h.fake.gateway_stats();
+    assert_eq!(stats.identifies, 1, "resumed, not a new session: {stats:?}");
+    assert!(stats.replayed >= 4, "{stats:?}");
+    // Nothing lost, nothing twice.
+    let thread_texts = h.texts(thread.id);
+    for needle in ["my transfer is missing", "it was 500 yuan"] {
+        assert_eq!(thread_texts.iter().filter(|t| t.contains(needle)).count(), 1, "{needle}: {thread_texts:?}");
+    }
+    let missing = thread_texts.iter().position(|t| t.contains("my transfer is missing"));
+    let yuan = thread_texts.iter().position(|t| t.contains("it was 500 yuan"));
+    assert!(missing < yuan, "in order: {thread_texts:?}");
+    let dm_texts = h.texts(dm);
+    assert_eq!(dm_texts.iter().filter(|t| t.contains("checking your transfer now")).count(), 1, "{dm_texts:?}");
+    assert_eq!(
+        dm_texts.iter().filter(|t| t.contains("Forgot password")).count(),
+        1,
+        "the redelivered message was answered once: {dm_texts:?}"
+    );
+    let events = h.engine.store().ticket_events(ticket.id).await.expect("events");
+    assert_eq!(events.iter().filter(|e| matches!(e.kind, TicketEventKind::CustomerMessage { .. })).count(), 2, "{events:?}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_the_bot_sends_can_ping_anyone() {
+    let h = Harness::start().await;
+    let ann = customer(901, "ann");
+    let alice = agent(951, "alice");
+    let dm = h.dm_channel(&ann);
+    let (_, thread) = h.escalate(&ann).await;
+    h.fake.dm(&ann, "@everyone @here <@&800000000000000003> <@951> **urgent**");
+    let relayed = h.wait_text(thread.id, "@everyone").await;
+    assert!(relayed.content.contains("\\@everyone"), "escaped: {}", relayed.content);
+    assert!(relayed.content.contains("\\<\\@&800000000000000003\\>"), "{}", relayed.content);
+    assert!(relayed.content.contains("\\*\\*urgent\\*\\*"), "{}", relayed.content);
+    h.fake.say(thread.id, &alice, "@everyone look: <@901>");
+    let to_customer = h.wait_text(dm, "look:").await;
+    assert!(to_customer.content.contains("\\@everyone"));
+    h.fake.mention(SUPPORT_CHANNEL, &customer(902, "eve"), "@everyone @here");
+    h.wait_posts("an answer in the support channel", SUPPORT_CHANNEL, 1).await;
+    h.settle().await;
+    assert_pings_nobody(&h.fake.all_posts());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_messages_are_split_at_2000_characters() {
+    let h = Harness::start().await;
+    let ann = customer(1001, "ann");
+    let alice = agent(1051, "alice");
+    let dm = h.dm_channel(&ann);
+    let (_, thread) = h.escalate(&ann).await;
+    h.settle().await;
+    let before = h.fake.posts(dm).len();
+    // An agent with a longer limit writes 3,500 characters (with markdown to escape).
+    let long: String = (0..350).map(|i| format!("line_{i:03}. ")).collect::<String>();
+    assert!(long.chars().count() >= 3500);
+    h.fake.say(thread.id, &alice, &long);
+    let f = h.fake.clone();
+    let parts = fake::eventually("the long answer", TIMEOUT, || {
+        let p = f.posts(dm);
+        let text: String = p[before..].iter().filter(|p| !p.text().contains("已接入")).map(Posted::text).collect::<Vec<_>>().join(" ");
+        (text.contains("line_349.")).then_some(p[before..].iter().filter(|p| !p.text().contains("已接入")).cloned().collect::<Vec<_>>())
+    })
+    .await;
+    assert!(parts.len() >= 2, "split: {}", parts.len());
+    assert!(parts.iter().all(|p| p.content.chars().count() <= 2000));
+    let rejoined: String = parts.iter().map(Posted::text).collect::<Vec<_>>().join(" ");
+    assert_eq!(rejoined.split_whitespace().collect::<Vec<_>>(), long.split_whitespace().collect::<Vec<_>>(), "nothing lost");
+    // The customer's long message reaches the thread split too.
+    let from_customer = "转账记录".repeat(900);
+    h.fake.dm(&ann, &from_customer);
+    let f = h.fake.clone();
+    let id = thread.id;
+    let pieces = fake::eventually("the long customer message in the thread", TIMEOUT, || {
+        let p: Vec<Posted> = f.posts(id).into_iter().filter(|p| p.text().contains("转账记录")).collect();
+        let joined: String = p.iter().map(Posted::text).collect();
+        (joined.matches("转账记录").count() == 900).then_some(p)
+    })
+    .await;
+    assert!(pieces.len() >= 2);
+    assert!(pieces.iter().all(|p| p.content.chars().count() <= 2000));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sends_are_retried_and_blocked_customers_reported() {
+    let h = Harness::start().await;
+    let ann = customer(1101, "ann");
+    let alice = agent(1151, "alice");
+    let dm = h.dm_channel(&ann);
+    // Rate limited, then a server error: the reply still arrives, once.
+    h.fake.fail_next_posts(&[Failure::RateLimited(0.05), Failure::ServerError]);
+    h.fake.dm(&ann, "my account is locked");
+    h.wait_text(dm, "Forgot password").await;
+    h.settle().await;
+    assert_eq!(h.fake.posts(dm).len(), 1);
+
+    // The customer closes their DMs: the agent's reply cannot be delivered, and the thread says so.
+    let (ticket, thread) = h.escalate(&ann).await;
+    h.settle().await;
+    h.fake.block_dms(&ann);
+    h.fake.say(thread.id, &alice, "can you send me the transaction id?");
+    h.wait_text(thread.id, "could not be delivered").await;
+    let events = h.engine.store().ticket_events(ticket.id).await.expect("events");
+    assert!(events.iter().any(|e| matches!(e.kind, TicketEventKind::DeliveryFailed { .. })), "{events:?}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_lists_tickets_for_staff() {
+    let h = Harness::start().await;
+    let (t1, _) = h.escalate(&customer(1201, "ann")).await;
+    let (t2, _) = h.escalate(&customer(1202, "bob")).await;
+    let alice = agent(1251, "alice");
+    let q = h.fake.slash(STAFF_CHANNEL, &alice, "queue", &[]);
+    let resp = h.wait_response(q).await;
+    assert_eq!(resp["data"]["flags"], json!(64));
+    let text = fake::unescape(resp["data"]["content"].as_str().unwrap_or_default());
+    assert!(text.contains(&format!("#{}", t1.id)) && text.contains(&format!("#{}", t2.id)), "{text}");
+    // Outside a thread, a ticket command needs the number.
+    let claim = h.fake.slash(STAFF_CHANNEL, &alice, "claim", &[]);
+    assert!(h.wait_response(claim).await["data"]["content"].as_str().is_some_and(|c| c.contains("ticket number")));
+    let claim = h.fake.slash(STAFF_CHANNEL, &alice, "claim", &[("ticket", json!(t2.id))]);
+    h.wait_response(claim).await;
+    let t = h.ticket(t2.id).await;
+    assert_eq!(t.agent.as_deref(), Some("discord:1251"));
+    let commands: Vec<String> = h.fake.commands().iter().filter_map(|c| c["name"].as_str().map(str::to_string)).collect();
+    assert_eq!(commands, ["claim", "release", "note", "close", "queue"]);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (stop_fake, stop_rx) = tokio::sync::watch::channel(false);
+    let mut rx = stop_rx.clone();
+    let fake = fake::FakeDiscord::bind(async move {
+        let _ = rx.wait_for(|s| *s).await;
+    })
+    .await
+    .expect("fake");
+    fake.add_text_channel(STAFF_CHANNEL, "staff");
+    fake.add_text_channel(SUPPORT_CHANNEL, "support");
+    let ann = customer(1301, "ann");
+    let alice = agent(1351, "alice");
+    let dm = fake.dm_channel(&ann);
+
+    let h = Harness::start_sqlite(dir.path(), Some(fake.clone())).await;
+    let (ticket, thread) = h.escalate(&ann).await;
+    h.settle().await;
+    h.stop().await;
+
+    // A new process over the same database: the thread still belongs to the ticket.
+    let h = Harness::start_sqlite(dir.path(), Some(fake.clone())).await;
+    h.fake.say(thread.id, &alice, "back after the restart");
+    h.wait_text(dm, "back after the restart").await;
+    h.fake.dm(&ann, "great");
+    h.wait_text(thread.id, "great").await;
+    assert_eq!(h.fake.threads().len(), 1, "no second thread");
+    assert_eq!(h.ticket(ticket.id).await.agent.as_deref(), Some("discord:1351"));
+    h.stop().await;
+    let _ = stop_fake.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_errors_map_onto_the_outboxs_decisions() {
+    use switchboard_core::ChannelError;
+    use switchboard_core::channel::Channel;
+    use switchboard_core::types::Reply;
+    use switchboard_discord::DiscordChannel;
+
+    let (stop, mut rx) = tokio::sync::watch::channel(false);
+    let f = fake::FakeDiscord::bind(async move {
+        let _ = rx.wait_for(|s| *s).await;
+    })
+    .await
+    .expect("fake");
+    let channel = DiscordChannel::new(switchboard_discord::rest_client(fake::TOKEN, Some(&f.url())));
+    let ann = customer(1401, "ann");
+    let dm = f.dm_channel(&ann).to_string();
+    let hi = Reply::text("hi");
+    f.fail_next_posts(&[Failure::RateLimited(0.5), Failure::ServerError, Failure::Forbidden(50013)]);
+    assert!(matches!(channel.send(&dm, &hi).await, Err(ChannelError::RateLimited(_))));
+    assert!(matches!(channel.send(&dm, &hi).await, Err(ChannelError::Transient(_))));
+    assert!(matches!(channel.send(&dm, &hi).await, Err(ChannelError::Permanent(_))), "missing permissions");
+    assert!(matches!(channel.send("999", &hi).await, Err(ChannelError::Permanent(_))), "unknown channel");
+    assert!(matches!(channel.send("not-a-channel", &hi).await, Err(ChannelError::Permanent(_))));
+    f.block_dms(&ann);
+    assert!(matches!(channel.send(&dm, &hi).await, Err(ChannelError::Blocked(_))));
+    let wrong_token = DiscordChannel::new(switchboard_discord::rest_client("wrong", Some(&f.url())));
+    assert!(matches!(wrong_token.send("999", &hi).await, Err(ChannelError::Transient(_))), "a rejected token is not the message's fault");
+    assert!(f.all_posts().is_empty());
+    // A long reply that fails half-way is not repeated from the start when retried.
+    let bob = customer(1402, "bob");
+    let bob_dm = f.dm_channel(&bob);
+    let long = Reply::text("word ".repeat(900));
+    f.fail_posts_after(1, &[Failure::ServerError]);
+    assert!(matches!(channel.send(&bob_dm.to_string(), &long).await, Err(ChannelError::Transient(_))));
+    assert_eq!(f.posts(bob_dm).len(), 1);
+    channel.send(&bob_dm.to_string(), &long).await.expect("the retry");
+    let posts = f.posts(bob_dm);
+    assert_eq!(posts.len(), 3, "three pieces, the first not sent twice");
+    let words: usize = posts.iter().map(|p| p.text().split_whitespace().count()).sum();
+    assert_eq!(words, 900);
+    let _ = stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_is_refused_at_start() {
+    let (stop, mut rx) = tokio::sync::watch::channel(false);
+    let f = fake::FakeDiscord::bind(async move {
+        let _ = rx.wait_for(|s| *s).await;
+    })
+    .await
+    .expect("fake");
+    let pack = switchboard_core::pack::Pack::load(&common::pack_dir()).expect("pack");
+    let engine = switchboard_core::engine::Engine::new(
+        std::sync::Arc::new(switchboard_core::store::MemoryStore::new()),
+        pack,
+        common::engine_config(),
+    );
+    let config = switchboard_discord::DiscordConfig { api_url: Some(f.url()), ..Default::default() };
+    let err = switchboard_discord::Discord::connect(engine, "not-the-token", config).await.expect_err("refused");
+    assert!(matches!(err, switchboard_discord::Error::Unauthorized), "{err}");
+    assert!(!err.to_string().contains("not-the-token"));
+    let _ = stop.send(true);
+}

@@ -1,0 +1,117 @@
+//! A Telegram customer's ticket worked by an agent in a Discord thread: Discord is the agents'
+//! desk, Telegram only a customer channel. Both adapters run for real against their fakes on
+//! 127.0.0.1, over one engine.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard_core::engine::{Engine, EngineConfig, RetryPolicy};
+use switchboard_core::pack::Pack;
+use switchboard_core::store::{MemoryStore, Store};
+use switchboard_core::types::TicketStatus;
+use switchboard_discord::fake::{self as dfake, FakeDiscord};
+use switchboard_discord::{Discord, DiscordConfig};
+use switchboard_telegram::fake::{FakeTelegram, FakeUser as TgUser};
+use switchboard_telegram::{Telegram, TelegramConfig};
+use tokio::sync::watch;
+
+const TG_TOKEN: &str = "123456789:AAHcross-channel-test";
+const STAFF_CHANNEL: u64 = 800_000_000_000_000_001;
+const STAFF_ROLE: u64 = 800_000_000_000_000_003;
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+fn stopped(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_telegram_customer_is_answered_from_a_discord_thread() {
+    let (stop, stop_rx) = watch::channel(false);
+    let discord_fake = FakeDiscord::bind(stopped(&stop_rx)).await.expect("the fake Discord");
+    discord_fake.add_text_channel(STAFF_CHANNEL, "staff");
+    let telegram_fake = FakeTelegram::start(TG_TOKEN).await.expect("the fake Telegram");
+
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let pack = Pack::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("intents/okpay")).expect("the pack");
+    let config = EngineConfig {
+        agents: vec![format!("discord-role:{STAFF_ROLE}")],
+        desks: vec!["discord".into()],
+        retry: RetryPolicy {
+            base: Duration::from_millis(20),
+            max: Duration::from_millis(200),
+            max_attempts: 20,
+            lease: Duration::from_secs(5),
+        },
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(store, pack, config);
+    let tg_config = TelegramConfig { staff_chat_id: None, api_url: Some(telegram_fake.api_url()), poll_timeout_secs: 1, webhook_url: None };
+    let tg = Telegram::connect(engine.clone(), TG_TOKEN, tg_config).await.expect("Telegram connects");
+    let dc_config = DiscordConfig {
+        staff_channel_id: Some(STAFF_CHANNEL),
+        staff_role_id: Some(STAFF_ROLE),
+        support_channel_ids: Vec::new(),
+        staff_guild_id: None,
+        api_url: Some(discord_fake.url()),
+    };
+    let discord = Discord::connect(engine.clone(), dfake::TOKEN, dc_config).await.expect("Discord connects");
+    let mut tasks = vec![
+        tokio::spawn(Arc::clone(&tg).run_polling(stopped(&stop_rx))),
+        tokio::spawn(Arc::clone(&engine).run_outbox(Duration::from_millis(25), stopped(&stop_rx))),
+    ];
+    tasks.extend(discord.spawn(stopped(&stop_rx)).expect("the Discord tasks"));
+    let df = discord_fake.clone();
+    dfake::eventually("Discord ready", TIMEOUT, || (df.gateway_stats().live && df.commands().len() == 5).then_some(())).await;
+
+    // The customer asks for a person on Telegram: the ticket opens as a thread on Discord.
+    let customer = TgUser::new(5001, "小明").lang("zh-hans");
+    telegram_fake.push_text(&customer, "转人工");
+    let thread = dfake::eventually("the ticket thread on Discord", TIMEOUT, || df.threads().first().cloned()).await;
+    let summary = dfake::eventually("the summary", TIMEOUT, || df.posts(thread.id).first().cloned()).await;
+    let channel_field = summary.embeds[0]["fields"].as_array().unwrap().iter().find(|f| f["name"] == "Channel").unwrap()["value"].clone();
+    assert_eq!(channel_field, json!("telegram"));
+    let tf = telegram_fake.state().clone();
+    dfake::eventually("the queue message on Telegram", TIMEOUT, || tf.sent_to(customer.id).into_iter().find(|s| s.text.contains("排在第")))
+        .await;
+
+    // The customer writes again on Telegram: it shows in the Discord thread.
+    telegram_fake.push_text(&customer, "我的转账还没到账");
+    dfake::eventually("the customer's message in the thread", TIMEOUT, || {
+        df.posts(thread.id).into_iter().find(|p| p.text().contains("我的转账还没到账"))
+    })
+    .await;
+
+    // A Discord agent answers in the thread: the customer reads it on Telegram.
+    let alice = dfake::FakeUser::new(451, "alice").with_role(STAFF_ROLE);
+    discord_fake.say(thread.id, &alice, "您好,我是 Alice,正在为您查询。");
+    dfake::eventually("the agent's answer on Telegram", TIMEOUT, || {
+        tf.sent_to(customer.id).into_iter().find(|s| s.text.contains("正在为您查询"))
+    })
+    .await;
+    let texts: Vec<String> = tf.sent_to(customer.id).into_iter().map(|s| s.text).collect();
+    assert!(texts.iter().any(|t| t.contains("alice") && t.contains("已接入")), "{texts:?}");
+
+    // Closing from Discord hands the Telegram customer back to the bot.
+    let close = discord_fake.slash(thread.id, &alice, "close", &[]);
+    dfake::eventually("the close answered", TIMEOUT, || df.response(close)).await;
+    dfake::eventually("back with the bot on Telegram", TIMEOUT, || {
+        tf.sent_to(customer.id).into_iter().find(|s| s.text.contains("回到了智能助手"))
+    })
+    .await;
+    dfake::eventually("the thread archived", TIMEOUT, || df.threads().into_iter().find(|t| t.archived && t.locked)).await;
+    let tickets = engine.store().tickets(&[TicketStatus::Closed]).await.unwrap();
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(tickets[0].key.channel, "telegram");
+
+    let _ = stop.send(true);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
+}
