@@ -82,8 +82,8 @@ pub(crate) struct Token {
     pub(crate) han: bool,
 }
 
-/// Splits normalised text into Latin words (letters and digits) and single Han characters;
-/// everything else separates tokens.
+/// Splits normalised text into Latin words (letters and digits) and single Han characters
+/// (traditional and simplified variants folded together); everything else separates tokens.
 pub(crate) fn tokenize(norm: &str) -> Vec<Token> {
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -92,7 +92,7 @@ pub(crate) fn tokenize(norm: &str) -> Vec<Token> {
             if !cur.is_empty() {
                 out.push(Token { text: std::mem::take(&mut cur), han: false });
             }
-            out.push(Token { text: c.to_string(), han: true });
+            out.push(Token { text: super::hanzi::fold(c).to_string(), han: true });
         } else if c.is_alphanumeric() {
             cur.push(c);
         } else if !cur.is_empty() {
@@ -291,7 +291,8 @@ mod tests {
     fn tokenizes_mixed_scripts() {
         let t = tokenize(&normalize("我的Card丢了, can't pay 2x"));
         let texts: Vec<&str> = t.iter().map(|t| t.text.as_str()).collect();
-        assert_eq!(texts, ["我", "的", "card", "丢", "了", "can", "t", "pay", "2x"]);
+        let f = |c: char| super::super::hanzi::fold(c).to_string();
+        assert_eq!(texts, [f('我'), f('的'), "card".into(), f('丢'), f('了'), "can".into(), "t".into(), "pay".into(), "2x".into()]);
         assert!(t[0].han && !t[2].han);
     }
 

@@ -1,12 +1,17 @@
-//! The scorer: multinomial logistic regression over sparse TF-IDF features, trained by SGD, with
+//! The scorer: multinomial logistic regression over sparse TF-IDF features, trained by SGD
+//! (deterministic example order, linearly decaying learning rate, L2, additive margin), with
 //! weights stored feature-major and calibrated probabilities.
 //!
-//! Scoring a message touches only the weight rows of the message's own features. A feature seen
-//! with many labels keeps a dense row (one weight per label, added with a vectorisable loop); a
-//! feature seen with few labels keeps a sparse list of `(label, weight)`. When the whole matrix is
-//! small (as for a few hundred labels) every row is dense, so every feature can also vote
-//! *against* labels. Confidences are a softmax over the labels' logits plus a constant "none of
-//! these" logit, so a message with no evidence for any label gets low confidence everywhere.
+//! During training a feature seen with many labels has a dense row (one weight per label, added
+//! with a vectorisable loop) and a feature seen with few labels a sparse list of `(label, weight)`;
+//! when the whole matrix is small (a few hundred labels) every row is dense, so every feature can
+//! also vote *against* labels. After training every row is centred on its median (a part all
+//! labels share, kept as one number per feature) and small deviations are pruned, at most
+//! `max_row` per feature, so scoring a message touches only a few weights per feature even with
+//! thousands of labels. Confidences are a softmax over the labels' logits plus a "none of these"
+//! logit, set relative to how far training examples rise above a featureless message, so that a
+//! message with little evidence for any label gets low confidence everywhere whatever the size
+//! of the pack.
 
 use super::features::SparseVec;
 
@@ -18,6 +23,8 @@ pub struct ModelConfig {
     /// Fewer passes for large packs: at most this many example updates in all (but at least
     /// two passes).
     pub max_steps: usize,
+    /// More passes for small packs: at least this many example updates in all.
+    pub min_steps: usize,
     /// Initial learning rate (decays linearly).
     pub lr: f32,
     /// L2 regularisation strength.
@@ -27,6 +34,9 @@ pub struct ModelConfig {
     /// Trained weights whose typical contribution to a logit (weight times the feature's mean
     /// value where it occurs) is smaller than this are dropped, after centring.
     pub prune: f32,
+    /// At most this many labels keep a weight for one feature (the largest after centring), which
+    /// bounds the cost of a feature when there are thousands of labels.
+    pub max_row: usize,
     /// Seed of the example order.
     pub seed: u64,
     /// If features × labels is at most this, every feature gets a dense row.
@@ -39,7 +49,8 @@ pub struct ModelConfig {
     /// Multiplies the logits before the softmax (inverse temperature).
     pub scale: f32,
     /// Logit of the implicit "none of these" outcome above the mean label bias (the logit of a
-    /// message without any known feature), before scaling.
+    /// message without any known feature), as a share of the typical lift of a training example's
+    /// true label over that, before scaling.
     pub null_logit: f32,
 }
 
@@ -48,16 +59,18 @@ impl Default for ModelConfig {
         ModelConfig {
             epochs: 10,
             max_steps: 400_000,
+            min_steps: 50_000,
             lr: 1.0,
             l2: 1e-5,
             grad_eps: 1e-3,
             prune: 0.003,
+            max_row: 32,
             seed: 42,
             dense_budget: 16 << 20,
             dense_share: 0.125,
             margin: 2.0,
             scale: 1.0,
-            null_logit: 6.0,
+            null_logit: 0.5,
         }
     }
 }
@@ -217,7 +230,7 @@ impl Model {
 
         let mut bias = vec![0f32; c_n];
         let mut s = 1.0f32;
-        let epochs = cfg.epochs.min(cfg.max_steps / n.max(1)).max(2.min(cfg.epochs));
+        let epochs = cfg.epochs.min(cfg.max_steps / n.max(1)).max(2.min(cfg.epochs)).max(cfg.min_steps.div_ceil(n.max(1)));
         let total = (epochs * n).max(1) as f32;
         let mut order: Vec<usize> = (0..n).collect();
         let mut rng = SplitMix(cfg.seed);
@@ -302,7 +315,23 @@ impl Model {
             *m /= o.max(1) as f32;
         }
         let mean_bias = if c_n == 0 { 0.0 } else { bias.iter().sum::<f32>() / c_n as f32 };
-        Model { weights: prune(w, &mean_x, cfg.prune), bias, scale: cfg.scale, null_logit: mean_bias + cfg.null_logit }
+        let mut model = Model { weights: prune(w, &mean_x, cfg.prune, cfg.max_row), bias, scale: cfg.scale, null_logit: mean_bias };
+        // How far above a featureless message the true label's logit typically is on the training
+        // examples: the unit in which the "none of these" logit is set, so that its meaning does
+        // not depend on the size of the pack.
+        let mut lifts: Vec<f32> = xs
+            .iter()
+            .zip(y)
+            .map(|(x, &c)| {
+                let mut z = model.bias.clone();
+                let shared = model.weights.accumulate(x, 1.0, &mut z);
+                z.get(c as usize).map_or(0.0, |&v| v + shared - mean_bias)
+            })
+            .collect();
+        lifts.sort_unstable_by(f32::total_cmp);
+        let typical = lifts.get(lifts.len() / 2).copied().unwrap_or(0.0).max(1.0);
+        model.null_logit = mean_bias + cfg.null_logit * typical;
+        model
     }
 
     /// Number of stored weights.
@@ -333,8 +362,8 @@ impl Model {
         let mut sum = (null - max).exp();
         for &s in &z {
             let e = s * self.scale - max;
-            // exp(-30) is below f32 resolution relative to the largest term.
-            if e > -30.0 {
+            // Terms below exp(-16) ≈ 1e-7 of the largest change no reported probability.
+            if e > -16.0 {
                 sum += e.exp();
             }
         }
@@ -351,7 +380,7 @@ impl Model {
 /// Centres every dense row on its median (all labels share that part, which does not change the
 /// ranking), drops weights whose typical contribution (times the feature's mean value) is within
 /// `tau` of the centre's, and turns rows left mostly empty into sparse lists.
-fn prune(w: Weights, mean_x: &[f32], tau: f32) -> Weights {
+fn prune(w: Weights, mean_x: &[f32], tau: f32, max_row: usize) -> Weights {
     let c_n = w.n_classes;
     let dim = w.row.len();
     let mut out =
@@ -370,6 +399,7 @@ fn prune(w: Weights, mean_x: &[f32], tau: f32) -> Weights {
             sorted.sort_unstable_by(f32::total_cmp);
             let m = sorted.get(c_n / 2).copied().unwrap_or(0.0);
             out.center[f] = m;
+            let eps = eps.max(kth_largest_deviation(row, m, max_row));
             let nz = row.iter().filter(|v| (*v - m).abs() >= eps).count();
             if nz * 3 > c_n {
                 out.row[f] = rows;
@@ -385,6 +415,7 @@ fn prune(w: Weights, mean_x: &[f32], tau: f32) -> Weights {
             }
         } else {
             let (a, b) = (w.sp_off[f] as usize, w.sp_off[f + 1] as usize);
+            let eps = eps.max(kth_largest_deviation(&w.sp_w[a..b], 0.0, max_row));
             for j in a..b {
                 if w.sp_w[j].abs() >= eps {
                     out.sp_cls.push(w.sp_cls[j]);
@@ -395,6 +426,17 @@ fn prune(w: Weights, mean_x: &[f32], tau: f32) -> Weights {
         out.sp_off[f + 1] = out.sp_cls.len() as u32;
     }
     out
+}
+
+/// The `k`-th largest `|v - m|` of `row` (0 when the row has at most `k` values), so that keeping
+/// deviations `>=` it keeps about `k` values.
+fn kth_largest_deviation(row: &[f32], m: f32, k: usize) -> f32 {
+    if row.len() <= k || k == 0 {
+        return 0.0;
+    }
+    let mut dev: Vec<f32> = row.iter().map(|v| (v - m).abs()).collect();
+    let (_, kth, _) = dev.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+    *kth
 }
 
 /// Indices of the `k` largest values, descending, ties by lower index.

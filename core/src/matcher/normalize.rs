@@ -32,26 +32,35 @@ pub fn clean(text: &str) -> String {
 
 /// The canonical form the matcher compares: invisible characters removed, control characters
 /// turned into spaces, NFKC, lower case, runs of whitespace collapsed to one space, trimmed.
+/// Idempotent: normalising twice gives the same text.
 pub fn normalize(text: &str) -> String {
-    let stripped: String = text
-        .chars()
-        .filter_map(|c| {
-            if is_invisible(c) {
-                None
-            } else if c.is_control() {
-                Some(' ')
-            } else {
-                Some(c)
-            }
-        })
-        .collect();
-    let mut out = String::with_capacity(stripped.len());
-    let mut pending_space = false;
-    for c in stripped.nfkc().flat_map(char::to_lowercase) {
-        // NFKC may itself produce invisible characters from compatibility forms; drop them too.
-        if is_invisible(c) {
-            continue;
+    if text.is_ascii() {
+        return collapse(text.chars().map(|c| c.to_ascii_lowercase()));
+    }
+    let mut out = once(text);
+    // Lower-casing can, for a handful of characters, produce text that NFKC changes again
+    // (and vice versa); repeat until stable so that normalising is idempotent.
+    for _ in 0..4 {
+        let again = once(&out);
+        if again == out {
+            break;
         }
+        out = again;
+    }
+    out
+}
+
+/// One pass of [`normalize`] on non-ASCII text.
+fn once(text: &str) -> String {
+    let stripped: String = text.chars().filter(|&c| !is_invisible(c)).collect();
+    collapse(stripped.nfkc().flat_map(char::to_lowercase).filter(|&c| !is_invisible(c)))
+}
+
+/// Turns whitespace and control characters into single spaces between words, trimmed.
+fn collapse(chars: impl Iterator<Item = char>) -> String {
+    let mut out = String::new();
+    let mut pending_space = false;
+    for c in chars {
         if c.is_whitespace() || c.is_control() {
             pending_space = !out.is_empty();
             continue;
@@ -83,5 +92,17 @@ mod tests {
         assert_eq!(normalize("我的卡丢了"), "我的卡丢了");
         assert_eq!(normalize(""), "");
         assert_eq!(normalize("\u{200B}\u{0000} "), "");
+        assert_eq!(normalize("a\u{0007}b"), "a b");
+    }
+
+    #[test]
+    fn idempotent_on_every_character() {
+        let mut s = String::new();
+        for c in (0u32..0x3_0000).step_by(7).filter_map(char::from_u32) {
+            s.push(c);
+            s.push(if (c as u32).is_multiple_of(3) { ' ' } else { '\u{0301}' });
+        }
+        let once = normalize(&s);
+        assert_eq!(normalize(&once), once);
     }
 }
