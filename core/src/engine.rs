@@ -583,7 +583,9 @@ impl Engine {
             if let Some(&(first, due)) = earlier.get(&dest)
                 && first < item.id
             {
-                let after = if due > now { due + 1 } else { now + 200 };
+                // A due time in the future is a scheduled retry or another sender's lease: look
+                // again soon rather than wait it out, so a finished lease doesn't hold the line.
+                let after = if due > now { (due + 1).min(now + 1_000) } else { now + 200 };
                 self.store.outbox_retry(item.id, item.attempts, after).await?;
                 continue;
             }

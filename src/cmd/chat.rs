@@ -65,13 +65,20 @@ pub async fn run(config: Config, args: ChatArgs) -> anyhow::Result<ExitCode> {
     let store = config.open_store().await?;
     let engine = Engine::new(store, pack, config.engine());
     engine.add_channel(Arc::new(Terminal));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let outbox = tokio::spawn(engine.clone().run_outbox(Duration::from_millis(300), async move {
-        let _ = stop_rx.await;
-    }));
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    while let Some(line) = lines.next_line().await? {
+    // One task reads and delivers, so replies print in order: after each message, and on a tick
+    // for what agents send from another process.
+    let mut tick = tokio::time::interval(Duration::from_millis(300));
+    loop {
+        let line = tokio::select! {
+            line = lines.next_line() => line?,
+            _ = tick.tick() => {
+                engine.flush().await?;
+                continue;
+            }
+        };
+        let Some(line) = line else { break };
         let inbound = Inbound {
             channel: CHANNEL.into(),
             conversation: args.chat.clone(),
@@ -87,11 +94,13 @@ pub async fn run(config: Config, args: ChatArgs) -> anyhow::Result<ExitCode> {
             Err(e) => eprintln!("error: {e}"),
         }
     }
-    if args.linger > 0 {
-        tokio::time::sleep(Duration::from_secs(args.linger)).await;
+    let until = tokio::time::Instant::now() + Duration::from_secs(args.linger);
+    loop {
+        engine.flush().await?;
+        if tokio::time::Instant::now() >= until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    engine.flush().await?;
-    let _ = stop_tx.send(());
-    let _ = outbox.await;
     Ok(ExitCode::SUCCESS)
 }
