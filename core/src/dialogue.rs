@@ -123,8 +123,6 @@ pub struct Ctx<'a> {
     pub matcher: &'a Matcher,
     /// Confidence thresholds.
     pub thresholds: Thresholds,
-    /// Tickets waiting now, per priority (index = `Priority as usize`), to tell a customer their place.
-    pub queued: [usize; 4],
 }
 
 /// A customer input the rules act on (already cleaned and non-empty).
@@ -253,6 +251,12 @@ pub fn queued_text(lang: Lang, position: usize) -> String {
     }
 }
 
+/// A new ticket's place in the queue, given the tickets waiting per priority (index =
+/// `Priority as usize`): behind every ticket of the same or a higher priority.
+pub fn queue_position(queued: &[usize; 4], priority: Priority) -> usize {
+    queued[priority as usize..].iter().sum::<usize>() + 1
+}
+
 /// The language to answer a text in: the text's own, else the platform's hint, else the conversation's.
 pub fn choose_lang(text: Option<&str>, hint: Option<&str>, current: Lang) -> Lang {
     text.and_then(crate::matcher::lang::detect).or_else(|| hint.and_then(Lang::parse)).unwrap_or(current)
@@ -276,9 +280,9 @@ pub fn step(state: &DialogueState, lang: Lang, input: Input<'_>, ctx: &Ctx<'_>) 
     {
         match input {
             Input::Text(t) if is_human_request(t) => {
-                return handoff(out, it, fields.clone(), HandoffReason::Intent(it.id.clone()), ctx);
+                return handoff(out, it, fields.clone(), HandoffReason::Intent(it.id.clone()));
             }
-            Input::Text(t) => return collect(out, it, fields.clone(), *retries, t, ctx),
+            Input::Text(t) => return collect(out, it, fields.clone(), *retries, t),
             // A button pressed mid-collection: leave the collection and act on the button.
             Input::Choice(_) => {}
         }
@@ -351,9 +355,9 @@ fn human(out: Step, reason: HandoffReason, ctx: &Ctx<'_>) -> Step {
                 out.replies.push(Reply::text(ctx.pack.render(&t.answer)));
             }
             out.intent = Some(it.id.clone());
-            handoff(out, it, Vec::new(), reason, ctx)
+            handoff(out, it, Vec::new(), reason)
         }
-        None => open(out, reason, Priority::Normal, Vec::new(), ctx),
+        None => open(out, reason, Priority::Normal, Vec::new()),
     }
 }
 
@@ -372,11 +376,7 @@ fn answer(mut out: Step, it: &Intent, ctx: &Ctx<'_>) -> Step {
         return out;
     }
     out.replies.push(Reply::text(text));
-    if it.collect.is_empty() {
-        handoff(out, it, Vec::new(), HandoffReason::Intent(it.id.clone()), ctx)
-    } else {
-        ask(out, it, Vec::new(), 0)
-    }
+    if it.collect.is_empty() { handoff(out, it, Vec::new(), HandoffReason::Intent(it.id.clone())) } else { ask(out, it, Vec::new(), 0) }
 }
 
 fn ask(mut out: Step, it: &Intent, fields: Vec<Field>, retries: u32) -> Step {
@@ -391,9 +391,9 @@ fn ask(mut out: Step, it: &Intent, fields: Vec<Field>, retries: u32) -> Step {
     out
 }
 
-fn collect(mut out: Step, it: &Intent, mut fields: Vec<Field>, retries: u32, text: &str, ctx: &Ctx<'_>) -> Step {
+fn collect(mut out: Step, it: &Intent, mut fields: Vec<Field>, retries: u32, text: &str) -> Step {
     let Some(field) = it.collect.get(fields.len()) else {
-        return handoff(out, it, fields, HandoffReason::Intent(it.id.clone()), ctx);
+        return handoff(out, it, fields, HandoffReason::Intent(it.id.clone()));
     };
     let value = text.trim();
     if !field.pattern.is_match(value) {
@@ -410,19 +410,19 @@ fn collect(mut out: Step, it: &Intent, mut fields: Vec<Field>, retries: u32, tex
         ask(out, it, fields, 0)
     } else {
         out.intent = Some(it.id.clone());
-        handoff(out, it, fields, HandoffReason::Intent(it.id.clone()), ctx)
+        handoff(out, it, fields, HandoffReason::Intent(it.id.clone()))
     }
 }
 
-fn handoff(out: Step, it: &Intent, fields: Vec<Field>, reason: HandoffReason, ctx: &Ctx<'_>) -> Step {
-    let mut out = open(out, reason, it.priority, fields, ctx);
+fn handoff(out: Step, it: &Intent, fields: Vec<Field>, reason: HandoffReason) -> Step {
+    let mut out = open(out, reason, it.priority, fields);
     out.intent = Some(it.id.clone());
     out
 }
 
-fn open(mut out: Step, reason: HandoffReason, priority: Priority, fields: Vec<Field>, ctx: &Ctx<'_>) -> Step {
-    let ahead: usize = ctx.queued[priority as usize..].iter().sum();
-    out.replies.push(Reply::text(queued_text(out.lang, ahead + 1)));
+/// Opens a ticket. The customer's place in the queue is not known here: the engine adds that
+/// message ([`queued_text`]) after reading the queue.
+fn open(mut out: Step, reason: HandoffReason, priority: Priority, fields: Vec<Field>) -> Step {
     out.action = Action::Handoff;
     out.state = DialogueState::default();
     out.handoff = Some(HandoffRequest { reason, priority, fields });
@@ -446,8 +446,10 @@ mod tests {
     #[test]
     fn queue_position_counts_same_or_higher_priority() {
         let queued = [5usize, 2, 1, 1];
-        assert_eq!(queued[Priority::Urgent as usize..].iter().sum::<usize>() + 1, 2);
-        assert_eq!(queued[Priority::Normal as usize..].iter().sum::<usize>() + 1, 5);
+        assert_eq!(queue_position(&queued, Priority::Urgent), 2);
+        assert_eq!(queue_position(&queued, Priority::High), 3);
+        assert_eq!(queue_position(&queued, Priority::Normal), 5);
+        assert_eq!(queue_position(&queued, Priority::Low), 10);
     }
 
     #[test]

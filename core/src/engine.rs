@@ -321,22 +321,17 @@ impl Engine {
         let lang = dialogue::choose_lang(text, inbound.lang_hint.as_deref(), conv.lang);
         commit.conversation.lang = lang;
         commit.conversation.owner = Owner::Bot;
-        let step = match (&inbound.content, text) {
+        let mut step = match (&inbound.content, text) {
             (Content::Unsupported(_), _) => canned(&conv, lang, Action::Unsupported, Phrase::TextOnly),
             (_, Some(_)) if too_long => canned(&conv, lang, Action::TooLong, Phrase::TooLong),
-            (Content::Choice(p), _) => self.step(brain, &conv, lang, Input::Choice(p), [0; 4]),
-            (_, t) => self.step(brain, &conv, lang, Input::Text(t.unwrap_or_default()), [0; 4]),
+            (Content::Choice(p), _) => self.step(brain, &conv, lang, Input::Choice(p)),
+            (_, t) => self.step(brain, &conv, lang, Input::Text(t.unwrap_or_default())),
         };
-        // The queue position matters only when handing off: compute the step again with it.
-        let step = if step.handoff.is_some() {
-            let queued = self.queued_counts().await?;
-            match (&inbound.content, text) {
-                (Content::Choice(p), _) => self.step(brain, &conv, lang, Input::Choice(p), queued),
-                (_, t) => self.step(brain, &conv, lang, Input::Text(t.unwrap_or_default()), queued),
-            }
-        } else {
-            step
-        };
+        // The customer's place in the queue is read only when a ticket opens.
+        if let Some(h) = &step.handoff {
+            let position = dialogue::queue_position(&self.queued_counts().await?, h.priority);
+            step.replies.push(Reply::text(dialogue::queued_text(lang, position)));
+        }
         commit.conversation.state = step.state.clone();
         for r in &step.replies {
             commit.transcript.push((Author::Bot, r.text.clone()));
@@ -366,8 +361,8 @@ impl Engine {
         Ok((commit, handled))
     }
 
-    fn step(&self, brain: &Brain, conv: &Conversation, lang: Lang, input: Input<'_>, queued: [usize; 4]) -> Step {
-        let ctx = Ctx { pack: &brain.pack, matcher: &brain.matcher, thresholds: self.config.thresholds, queued };
+    fn step(&self, brain: &Brain, conv: &Conversation, lang: Lang, input: Input<'_>) -> Step {
+        let ctx = Ctx { pack: &brain.pack, matcher: &brain.matcher, thresholds: self.config.thresholds };
         dialogue::step(&conv.state, lang, input, &ctx)
     }
 
