@@ -20,6 +20,18 @@ pub struct RunArgs {}
 #[derive(Debug, Clone)]
 pub struct Shutdown(watch::Receiver<bool>);
 
+/// The bot token in the environment variable `var`, trimmed, or `None` (and the adapter is off)
+/// when it is unset or blank. The token itself is never logged.
+pub(crate) fn token_from_env(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
+        _ => {
+            tracing::debug!("{var} is not set: that adapter is off");
+            None
+        }
+    }
+}
+
 impl Shutdown {
     /// A shutdown signal and the sender that triggers it.
     pub fn new() -> (watch::Sender<bool>, Shutdown) {

@@ -9,19 +9,15 @@ use switchboard_core::engine::Engine;
 use switchboard_discord::{Discord, DiscordConfig, TOKEN_ENV};
 use tokio::task::JoinHandle;
 
-use super::run::Shutdown;
+use super::run::{Shutdown, token_from_env};
 use crate::config::Config;
 
 /// The adapter's tasks, or none when `DISCORD_TOKEN` is unset or empty. The token is never logged.
 pub async fn start(engine: &Arc<Engine>, config: &Config, shutdown: Shutdown) -> anyhow::Result<Vec<JoinHandle<()>>> {
-    let token = match std::env::var(TOKEN_ENV) {
-        Ok(t) if !t.trim().is_empty() => t,
-        _ => {
-            tracing::debug!("DISCORD_TOKEN is not set: Discord is off");
-            return Ok(Vec::new());
-        }
+    let Some(token) = token_from_env(TOKEN_ENV) else {
+        return Ok(Vec::new());
     };
     let discord_config = DiscordConfig::from_table(&config.discord)?;
-    let discord = Discord::connect(engine.clone(), token.trim(), discord_config).await.context("cannot start the Discord adapter")?;
+    let discord = Discord::connect(engine.clone(), &token, discord_config).await.context("cannot start the Discord adapter")?;
     Ok(discord.spawn(shutdown.wait())?)
 }

@@ -10,7 +10,7 @@ use switchboard_core::engine::Engine;
 use switchboard_telegram::{TOKEN_ENV, Telegram, TelegramConfig, WEBHOOK_SECRET_ENV, webhook_secret};
 use tokio::task::JoinHandle;
 
-use super::run::Shutdown;
+use super::run::{Shutdown, token_from_env};
 use crate::config::Config;
 
 /// The adapter's tasks, or none when `TELEGRAM_BOT_TOKEN` is unset or empty. The token is never logged.
@@ -20,21 +20,17 @@ pub async fn start(
     http: &mut axum::Router,
     shutdown: Shutdown,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
-    let token = match std::env::var(TOKEN_ENV) {
-        Ok(t) if !t.trim().is_empty() => t,
-        _ => {
-            tracing::debug!("TELEGRAM_BOT_TOKEN is not set: Telegram is off");
-            return Ok(Vec::new());
-        }
+    let Some(token) = token_from_env(TOKEN_ENV) else {
+        return Ok(Vec::new());
     };
     let tg_config = TelegramConfig::from_table(&config.telegram)?;
     let webhook = tg_config.webhook_url.is_some();
     if webhook && config.http_listen.is_none() {
         anyhow::bail!("telegram.webhook_url needs http_listen: the webhook is served by the app's HTTP server");
     }
-    let tg = Telegram::connect(engine.clone(), token.trim(), tg_config).await.context("cannot start the Telegram adapter")?;
+    let tg = Telegram::connect(engine.clone(), &token, tg_config).await.context("cannot start the Telegram adapter")?;
     if webhook {
-        let secret = webhook_secret(std::env::var(WEBHOOK_SECRET_ENV).ok().as_deref(), token.trim())?;
+        let secret = webhook_secret(std::env::var(WEBHOOK_SECRET_ENV).ok().as_deref(), &token)?;
         let (router, task) = tg.webhook(&secret, shutdown.wait()).await.context("cannot set the Telegram webhook")?;
         *http = std::mem::take(http).merge(router);
         Ok(vec![task])

@@ -239,6 +239,15 @@ impl Inner {
         id
     }
 
+    /// A new interaction by `user`: its id and the token its responses are sent with.
+    fn new_interaction(&mut self, user: &FakeUser) -> (u64, String) {
+        self.users.insert(user.id, user.clone());
+        let id = self.snowflake();
+        let token = format!("token-{id}");
+        self.interactions.insert(id, token.clone());
+        (id, token)
+    }
+
     fn dm_channel(&mut self, user: u64) -> u64 {
         if let Some(&c) = self.dm_of_user.get(&user) {
             return c;
@@ -369,10 +378,7 @@ impl FakeDiscord {
     pub fn click(&self, channel: u64, user: &FakeUser, custom_id: &str) -> u64 {
         let (payload, id) = {
             let mut s = self.state.lock();
-            s.users.insert(user.id, user.clone());
-            let id = s.snowflake();
-            let token = format!("token-{id}");
-            s.interactions.insert(id, token.clone());
+            let (id, token) = s.new_interaction(user);
             let msg_id =
                 s.posts.iter().rev().find(|p| p.channel == channel && p.buttons.iter().any(|b| b == custom_id)).map_or(1, |p| p.id);
             let guild = match s.channels.get(&channel).map(|c| &c.kind) {
@@ -392,10 +398,7 @@ impl FakeDiscord {
     pub fn slash(&self, channel: u64, user: &FakeUser, name: &str, options: &[(&str, Value)]) -> u64 {
         let (payload, id) = {
             let mut s = self.state.lock();
-            s.users.insert(user.id, user.clone());
-            let id = s.snowflake();
-            let token = format!("token-{id}");
-            s.interactions.insert(id, token.clone());
+            let (id, token) = s.new_interaction(user);
             let command_id = s.commands.iter().find(|c| c["name"] == name).and_then(|c| c["id"].as_str()).unwrap_or("1").to_string();
             let opts: Vec<Value> = options
                 .iter()
