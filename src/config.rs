@@ -10,7 +10,7 @@ use anyhow::Context;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
-use switchboard_core::engine::{EngineConfig, RetryPolicy};
+use switchboard_core::engine::EngineConfig;
 use switchboard_core::matcher::Thresholds;
 use switchboard_core::pack::Pack;
 use switchboard_core::store::{SqlStore, Store};
@@ -107,7 +107,7 @@ impl Config {
             let role = role.as_str().map_or_else(|| role.to_string(), str::to_string);
             agents.push(format!("discord-role:{role}"));
         }
-        EngineConfig { thresholds: self.matching, agents, desks, retry: RetryPolicy::default(), summary_messages: 10 }
+        EngineConfig { thresholds: self.matching, agents, desks, ..EngineConfig::default() }
     }
 
     /// Loads the pack with the configured values applied. Refuses an invalid pack, saying why.

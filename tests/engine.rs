@@ -252,6 +252,21 @@ async fn a_stolen_account_gets_the_steps_and_jumps_the_queue() {
 }
 
 #[tokio::test]
+async fn handled_ids_are_remembered_for_the_retention_period_then_forgotten() {
+    let h = memory();
+    // The harness dates its messages in 2023: far older than the week handled ids are kept.
+    let old = h.inbound("r", Content::Text("my account is locked".into()));
+    let mut recent = h.inbound("r", Content::Text("my transfer failed".into()));
+    recent.at = switchboard_core::types::now_ms();
+    assert_eq!(h.engine.handle(old.clone()).await.unwrap().action, Action::Answer);
+    assert_eq!(h.engine.handle(recent.clone()).await.unwrap().action, Action::Answer);
+    assert_eq!(h.engine.housekeep().await.unwrap(), 1, "only the old id is forgotten");
+    assert_eq!(h.engine.housekeep().await.unwrap(), 0);
+    assert_eq!(h.engine.handle(recent).await.unwrap().action, Action::Duplicate, "a recent redelivery is still refused");
+    assert_ne!(h.engine.handle(old).await.unwrap().action, Action::Duplicate, "the old id was forgotten");
+}
+
+#[tokio::test]
 async fn a_duplicate_delivery_is_answered_once() {
     let h = memory();
     let msg = h.inbound("c", Content::Text("my account is locked".into()));

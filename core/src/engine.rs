@@ -75,7 +75,13 @@ pub struct EngineConfig {
     pub retry: RetryPolicy,
     /// How many recent messages a new ticket's summary shows.
     pub summary_messages: usize,
+    /// How long handled platform message ids are remembered to refuse redeliveries (platforms
+    /// redeliver within minutes or hours; Telegram keeps updates for 24 hours).
+    pub dedup_retention: Duration,
 }
+
+/// How often [`Engine::run_outbox`] also forgets old handled message ids.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -85,6 +91,7 @@ impl Default for EngineConfig {
             desks: Vec::new(),
             retry: RetryPolicy::default(),
             summary_messages: 10,
+            dedup_retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -555,26 +562,17 @@ impl Engine {
         if n == 0 {
             return Ok(0);
         }
-        let dest_of = |item: &Outgoing| match item {
-            Outgoing::Customer { key, .. } => format!("{}/{}", key.channel, key.chat),
-            Outgoing::Desk { desk, ticket_id, .. } => format!("desk:{desk}/{}", ticket_id.unwrap_or(0)),
-        };
         // The earliest undelivered item per destination outside this batch (a retry due later, or
         // one another instance holds): later items for that destination wait for it.
-        let claimed: HashSet<i64> = items.iter().map(|i| i.id).collect();
-        let mut earlier: HashMap<String, (i64, Millis)> = HashMap::new();
-        for p in self.store.outbox_pending().await? {
-            if !claimed.contains(&p.id) {
-                let e = earlier.entry(dest_of(&p.item)).or_insert((p.id, p.due_at));
-                if p.id < e.0 {
-                    *e = (p.id, p.due_at);
-                }
-            }
-        }
+        let claimed: Vec<i64> = items.iter().map(|i| i.id).collect();
+        let mut dests: Vec<String> = items.iter().map(|i| i.item.destination()).collect();
+        dests.sort_unstable();
+        dests.dedup();
+        let earlier = self.store.outbox_heads(&dests, &claimed).await?;
         let mut held: HashSet<String> = HashSet::new();
         for item in items {
             // Keep each destination's order: after a failure, later items for it wait their turn.
-            let dest = dest_of(&item.item);
+            let dest = item.item.destination();
             if let Some(&(first, due)) = earlier.get(&dest)
                 && first < item.id
             {
@@ -664,6 +662,13 @@ impl Engine {
         }
     }
 
+    /// Forgets handled message ids older than [`EngineConfig::dedup_retention`], so the dedup
+    /// table does not grow forever. Returns how many were forgotten.
+    pub async fn housekeep(&self) -> Result<u64, EngineError> {
+        let keep = i64::try_from(self.config.dedup_retention.as_millis()).unwrap_or(i64::MAX);
+        Ok(self.store.prune_processed(now_ms().saturating_sub(keep)).await?)
+    }
+
     /// Delivers until nothing is due right now (for tests and one-shot commands).
     pub async fn flush(&self) -> Result<(), EngineError> {
         while self.deliver_due().await? > 0 {}
@@ -674,7 +679,16 @@ impl Engine {
     /// and polls so items committed by other processes and retries go out too.
     pub async fn run_outbox(self: Arc<Self>, poll: Duration, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut housekeeping = tokio::time::Instant::now();
         loop {
+            if tokio::time::Instant::now() >= housekeeping {
+                housekeeping += HOUSEKEEPING_EVERY;
+                match self.housekeep().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(forgotten = n, "forgot old handled message ids"),
+                    Err(e) => tracing::warn!(error = %e, "cannot prune handled message ids"),
+                }
+            }
             let busy = match self.deliver_due().await {
                 Ok(n) => n > 0,
                 Err(e) => {

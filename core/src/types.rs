@@ -440,6 +440,16 @@ impl Outgoing {
             Outgoing::Desk { desk, .. } => format!("desk:{desk}"),
         }
     }
+
+    /// Where it goes within its target: one customer chat (`<channel>/<chat>`) or one ticket's
+    /// thread on a desk (`desk:<name>/<ticket id>`). Items for one destination are delivered in
+    /// order.
+    pub fn destination(&self) -> String {
+        match self {
+            Outgoing::Customer { key, .. } => format!("{}/{}", key.channel, key.chat),
+            Outgoing::Desk { desk, ticket_id, .. } => format!("desk:{desk}/{}", ticket_id.unwrap_or(0)),
+        }
+    }
 }
 
 /// A stored outbox item.

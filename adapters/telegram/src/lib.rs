@@ -32,7 +32,7 @@ pub use desk::{TOPIC_NS, TOPIC_TICKET_NS, TelegramDesk, ticket_of, topic_of};
 pub use error::{TelegramError, scrub};
 pub use poll::{OFFSET_KEY, OFFSET_NS, webhook_secret};
 pub use send::{MAX_CALLBACK_DATA, MAX_MESSAGE_UTF16, TelegramChannel};
-pub use updates::{CustomerCommand, STAFF_DONE_NS, StaffCommand, customer_help};
+pub use updates::{CustomerCommand, STAFF_PROCESSED, StaffCommand, customer_help};
 
 use crate::error::Failure;
 use crate::send::Outbound;

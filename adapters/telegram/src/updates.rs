@@ -14,8 +14,9 @@ use teloxide::utils::command::BotCommands;
 use crate::desk::{ticket_of, topic_of};
 use crate::{ACTOR_PREFIX, CHANNEL, Telegram, TelegramError};
 
-/// Key-value namespace of staff-group messages already acted on (`<chat>:<message id>`).
-pub const STAFF_DONE_NS: &str = "telegram.staff_done";
+/// The `processed` channel of staff-group messages already acted on (ids `<chat>:<message id>`),
+/// pruned with every other handled message id.
+pub const STAFF_PROCESSED: &str = "telegram.staff";
 
 /// Commands customers can send the bot in a private chat.
 #[derive(BotCommands, Clone, Debug, PartialEq, Eq)]
@@ -239,12 +240,12 @@ impl Telegram {
         // redelivered update (after a crash lost the offset) is not acted on twice.
         let store = self.engine.store();
         let done_key = format!("{staff}:{}", m.id.0);
-        if store.get_value(STAFF_DONE_NS, &done_key).await?.is_some() {
+        if store.is_processed(STAFF_PROCESSED, &done_key).await? {
             tracing::debug!(chat = staff, message = m.id.0, "skipped a staff message already handled");
             return Ok(());
         }
         self.on_agent_message(m, staff, thread, ticket, command, &actor).await;
-        if let Err(e) = store.set_value(STAFF_DONE_NS, &done_key, "1").await {
+        if let Err(e) = store.mark_processed(STAFF_PROCESSED, &done_key, switchboard_core::types::now_ms()).await {
             tracing::error!(error = %e, "cannot record a handled staff message");
         }
         Ok(())

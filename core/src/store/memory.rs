@@ -1,7 +1,7 @@
 //! An in-memory [`Store`] for unit tests and conversation scripts. One mutex guards everything, so
 //! each commit is trivially atomic.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -19,7 +19,7 @@ struct Inner {
     tickets: BTreeMap<i64, Ticket>,
     events: Vec<TicketEvent>,
     transcript: Vec<TranscriptEntry>,
-    processed: HashSet<(String, String)>,
+    processed: HashMap<(String, String), Millis>,
     outbox: BTreeMap<i64, (OutboxItem, bool)>, // (item, failed)
     values: HashMap<(String, String), String>,
     next_id: i64,
@@ -91,13 +91,13 @@ impl Store for MemoryStore {
             return Err(StoreError::Conflict(c.conversation.id));
         }
         if let Some(d) = &c.dedup
-            && g.processed.contains(d)
+            && g.processed.contains_key(d)
         {
             return Err(StoreError::Duplicate);
         }
         // Validation done: from here on nothing fails.
         if let Some(d) = c.dedup.clone() {
-            g.processed.insert(d);
+            g.processed.insert(d, c.at);
         }
         let mut conv = c.conversation.clone();
         conv.version += 1;
@@ -207,6 +207,33 @@ impl Store for MemoryStore {
 
     async fn outbox_pending(&self) -> Result<Vec<OutboxItem>, StoreError> {
         Ok(self.lock().outbox.values().filter(|(_, f)| !f).map(|(i, _)| i.clone()).collect())
+    }
+
+    async fn outbox_heads(&self, destinations: &[String], except: &[i64]) -> Result<HashMap<String, (i64, Millis)>, StoreError> {
+        let mut heads = HashMap::new();
+        for (item, _) in self.lock().outbox.values().filter(|(i, failed)| !failed && !except.contains(&i.id)) {
+            let dest = item.item.destination();
+            if destinations.contains(&dest) {
+                heads.entry(dest).or_insert((item.id, item.due_at));
+            }
+        }
+        Ok(heads)
+    }
+
+    async fn is_processed(&self, channel: &str, message_id: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().processed.contains_key(&(channel.to_string(), message_id.to_string())))
+    }
+
+    async fn mark_processed(&self, channel: &str, message_id: &str, at: Millis) -> Result<(), StoreError> {
+        self.lock().processed.entry((channel.to_string(), message_id.to_string())).or_insert(at);
+        Ok(())
+    }
+
+    async fn prune_processed(&self, before: Millis) -> Result<u64, StoreError> {
+        let mut g = self.lock();
+        let n = g.processed.len();
+        g.processed.retain(|_, at| *at >= before);
+        Ok((n - g.processed.len()) as u64)
     }
 
     async fn get_value(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError> {

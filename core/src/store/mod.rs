@@ -9,6 +9,8 @@ mod memory;
 mod sql;
 pub mod suite;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 
 pub use memory::MemoryStore;
@@ -126,6 +128,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn outbox_fail(&self, id: i64, reason: &str) -> Result<(), StoreError>;
     /// Items not yet delivered (pending, including leased), for status displays and tests.
     async fn outbox_pending(&self) -> Result<Vec<OutboxItem>, StoreError>;
+    /// For each of `destinations` ([`Outgoing::destination`]), the id and due time of its oldest
+    /// pending item whose id is not in `except`: what a batch must wait for to keep each
+    /// destination's order. Destinations without such an item are absent.
+    async fn outbox_heads(&self, destinations: &[String], except: &[i64]) -> Result<HashMap<String, (i64, Millis)>, StoreError>;
+    /// Whether a platform message id was recorded as handled (by a commit's `dedup` or by
+    /// [`Store::mark_processed`]).
+    async fn is_processed(&self, channel: &str, message_id: &str) -> Result<bool, StoreError>;
+    /// Records a platform message id as handled outside a commit (for adapter-side actions such
+    /// as staff commands); recording it twice is not an error.
+    async fn mark_processed(&self, channel: &str, message_id: &str, at: Millis) -> Result<(), StoreError>;
+    /// Forgets handled message ids recorded before `before` (platforms redeliver only recent
+    /// messages); returns how many were removed.
+    async fn prune_processed(&self, before: Millis) -> Result<u64, StoreError>;
     /// Reads an adapter value.
     async fn get_value(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError>;
     /// Writes an adapter value.

@@ -3,6 +3,7 @@
 //! has its numbered migrations under `core/migrations/<backend>/`; the queries here are portable
 //! (`$n` parameters, `ON CONFLICT`, `RETURNING`), with row locking added on PostgreSQL.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -78,7 +79,24 @@ impl SqlStore {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(SqlStore { pool, backend })
+        let store = SqlStore { pool, backend };
+        store.fill_destinations().await?;
+        Ok(store)
+    }
+
+    /// Gives outbox rows written before migration 0002 their destination (it is computed from the
+    /// item, which SQL cannot portably parse).
+    async fn fill_destinations(&self) -> Result<(), StoreError> {
+        let rows = sqlx::query("SELECT id, item, attempts, due_at FROM outbox WHERE dest IS NULL").fetch_all(&self.pool).await?;
+        for r in &rows {
+            let item = outbox_row(r)?;
+            sqlx::query("UPDATE outbox SET dest = $1 WHERE id = $2")
+                .bind(item.item.destination())
+                .bind(item.id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
     }
 
     /// SQLite's journal mode (`wal` for stores opened here); `None` on PostgreSQL.
@@ -191,8 +209,9 @@ fn outbox_row(r: &AnyRow) -> Result<OutboxItem, StoreError> {
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
 async fn insert_outbox(tx: &mut Tx<'_>, item: &Outgoing, at: Millis) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO outbox (target, item, attempts, due_at, status) VALUES ($1, $2, 0, $3, 'pending')")
+    sqlx::query("INSERT INTO outbox (target, dest, item, attempts, due_at, status) VALUES ($1, $2, $3, 0, $4, 'pending')")
         .bind(item.target())
+        .bind(item.destination())
         .bind(json(item)?)
         .bind(at)
         .execute(&mut **tx)
@@ -468,6 +487,52 @@ impl Store for SqlStore {
         rows.iter().map(outbox_row).collect()
     }
 
+    async fn outbox_heads(&self, destinations: &[String], except: &[i64]) -> Result<HashMap<String, (i64, Millis)>, StoreError> {
+        if destinations.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let params = |from: usize, n: usize| (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let dests = params(1, destinations.len());
+        let not_in =
+            if except.is_empty() { String::new() } else { format!(" AND id NOT IN ({})", params(destinations.len() + 1, except.len())) };
+        let sql = format!(
+            "SELECT o.dest, o.id, o.due_at FROM outbox o JOIN \
+             (SELECT MIN(id) AS id FROM outbox WHERE status = 'pending' AND dest IN ({dests}){not_in} GROUP BY dest) h ON o.id = h.id"
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for d in destinations {
+            q = q.bind(d);
+        }
+        for id in except {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((r.try_get("dest")?, (r.try_get("id")?, r.try_get("due_at")?)))).collect()
+    }
+
+    async fn is_processed(&self, channel: &str, message_id: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT at FROM processed WHERE channel = $1 AND message_id = $2")
+            .bind(channel)
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn mark_processed(&self, channel: &str, message_id: &str, at: Millis) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO processed (channel, message_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(channel)
+            .bind(message_id)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn prune_processed(&self, before: Millis) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM processed WHERE at < $1").bind(before).execute(&self.pool).await?.rows_affected())
+    }
+
     async fn get_value(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar("SELECT value FROM kv WHERE namespace = $1 AND key = $2")
             .bind(namespace)
@@ -497,6 +562,45 @@ mod tests {
     fn urls_are_redacted() {
         assert_eq!(redact("postgres://u:secret@h/db"), "postgres://***@h/db");
         assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    /// A database at migration 1 with a Telegram staff mark and an outbox row, as a version
+    /// before migration 0002 left it, opened by this version.
+    async fn upgrade_from_version_1(url: &str, migrator: &sqlx::migrate::Migrator) {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new().max_connections(1).connect(url).await.unwrap();
+        migrator.run_to(1, &pool).await.unwrap();
+        sqlx::query("INSERT INTO kv (namespace, key, value) VALUES ('telegram.staff_done', '-100:5', '1')").execute(&pool).await.unwrap();
+        let key = ConversationKey { channel: "tg".into(), chat: "42".into() };
+        let item = Outgoing::Customer { key, reply: crate::types::Reply::text("hi"), ticket_id: None };
+        sqlx::query("INSERT INTO outbox (target, item, attempts, due_at, status) VALUES ('tg', $1, 0, 10, 'pending')")
+            .bind(json(&item).unwrap())
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+
+        let store = SqlStore::connect(url).await.unwrap();
+        let heads = store.outbox_heads(&["tg/42".to_string()], &[]).await.unwrap();
+        assert_eq!(heads.get("tg/42").map(|h| h.1), Some(10), "the old row got its destination: {heads:?}");
+        assert!(store.is_processed("telegram.staff", "-100:5").await.unwrap(), "the staff mark moved to processed");
+        assert_eq!(store.get_value("telegram.staff_done", "-100:5").await.unwrap(), None);
+        assert_eq!(store.prune_processed(crate::types::now_ms() - 60_000).await.unwrap(), 0, "dated at the upgrade, not 1970");
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_upgrades_from_version_1() {
+        let dir = tempfile::tempdir().unwrap();
+        upgrade_from_version_1(&format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display()), &SQLITE_MIGRATIONS).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_upgrades_from_version_1() {
+        let base = std::env::var("SWITCHBOARD_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let url = SqlStore::create_database(&base, &format!("switchboard_upgrade_{}_{nanos}", std::process::id())).await.unwrap();
+        upgrade_from_version_1(&url, &POSTGRES_MIGRATIONS).await;
     }
 
     #[test]

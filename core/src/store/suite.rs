@@ -49,6 +49,8 @@ pub async fn run_all(store: &dyn Store) {
     tickets_events_transcript_and_outbox(store).await;
     queue_order_is_urgent_first_then_oldest(store).await;
     outbox_lease_retry_and_failure(store).await;
+    outbox_heads_are_each_destinations_oldest_pending(store).await;
+    processed_ids_are_marked_and_pruned(store).await;
     values_round_trip(store).await;
 }
 
@@ -213,6 +215,69 @@ async fn outbox_lease_retry_and_failure(store: &dyn Store) {
     let other = store.claim_outbox(&["desk:elsewhere".to_string()], 10_000, 10, 5_000).await.unwrap();
     assert_eq!(other.len(), 1, "each target is claimed by whoever serves it");
     store.outbox_done(other[0].id).await.unwrap();
+}
+
+async fn outbox_heads_are_each_destinations_oldest_pending(store: &dyn Store) {
+    let a = store.open_conversation(new_conv("ha")).await.unwrap();
+    let b = store.open_conversation(new_conv("hb")).await.unwrap();
+    let say = |key: &ConversationKey, text: &str| Outgoing::Customer { key: key.clone(), reply: Reply::text(text), ticket_id: None };
+    let mut commit = Commit::new(a.clone(), 5_000);
+    commit.outbox.push(say(&a.key, "a1"));
+    commit.outbox.push(say(&a.key, "a2"));
+    commit.outbox.push(Outgoing::Desk { desk: "staff".into(), ticket_id: Some(7), notice: DeskNotice::Opened, by: None });
+    store.commit(commit).await.unwrap();
+    let mut commit = Commit::new(b.clone(), 5_001);
+    commit.outbox.push(say(&b.key, "b1"));
+    store.commit(commit).await.unwrap();
+    let ids: Vec<(i64, String)> = store.outbox_pending().await.unwrap().into_iter().map(|i| (i.id, i.item.destination())).collect();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    let (a1, a2, desk, b1) = (ids[0].0, ids[1].0, ids[2].0, ids[3].0);
+    assert_eq!(ids[0].1, "test/ha");
+    assert_eq!(ids[2].1, "desk:staff/7");
+
+    let dests: Vec<String> = ["test/ha", "test/hb", "test/nobody"].map(String::from).to_vec();
+    let heads = store.outbox_heads(&dests, &[]).await.unwrap();
+    assert_eq!(heads.get("test/ha"), Some(&(a1, 5_000)), "the oldest item of a chat");
+    assert_eq!(heads.get("test/hb"), Some(&(b1, 5_001)));
+    assert_eq!(heads.len(), 2, "destinations without items and ones not asked about are absent: {heads:?}");
+    let heads = store.outbox_heads(&dests, &[a1, b1]).await.unwrap();
+    assert_eq!(heads.get("test/ha"), Some(&(a2, 5_000)), "excluded ids are skipped");
+    assert!(!heads.contains_key("test/hb"));
+    store.outbox_retry(a1, 1, 9_000).await.unwrap();
+    assert_eq!(store.outbox_heads(&dests, &[a2]).await.unwrap().get("test/ha"), Some(&(a1, 9_000)), "with its new due time");
+    store.outbox_fail(a1, "blocked").await.unwrap();
+    assert_eq!(store.outbox_heads(&dests, &[]).await.unwrap().get("test/ha"), Some(&(a2, 5_000)), "failed items do not hold the line");
+    assert_eq!(store.outbox_heads(&["desk:staff/7".to_string()], &[]).await.unwrap().get("desk:staff/7"), Some(&(desk, 5_000)));
+    assert!(store.outbox_heads(&[], &[a2]).await.unwrap().is_empty());
+    for id in [a2, desk, b1] {
+        store.outbox_done(id).await.unwrap();
+    }
+    assert!(store.outbox_heads(&dests, &[]).await.unwrap().is_empty());
+}
+
+async fn processed_ids_are_marked_and_pruned(store: &dyn Store) {
+    // Earlier checks recorded ids at small times: forget them first.
+    store.prune_processed(60).await.unwrap();
+    assert!(!store.is_processed("test", "m-old").await.unwrap());
+    store.mark_processed("staff", "g:1", 100).await.unwrap();
+    store.mark_processed("staff", "g:1", 900).await.unwrap();
+    store.mark_processed("staff", "g:2", 300).await.unwrap();
+    assert!(store.is_processed("staff", "g:1").await.unwrap());
+    assert!(!store.is_processed("other", "g:1").await.unwrap(), "ids are per channel");
+    let c = store.open_conversation(new_conv("p")).await.unwrap();
+    let mut commit = Commit::new(c.clone(), 200);
+    commit.dedup = Some(("test".into(), "m-200".into()));
+    store.commit(commit).await.unwrap();
+    assert!(store.is_processed("test", "m-200").await.unwrap(), "a commit's dedup id counts as processed");
+    let mut again = Commit::new(store.conversation(c.id).await.unwrap().unwrap(), 201);
+    again.dedup = Some(("staff".into(), "g:2".into()));
+    assert!(matches!(store.commit(again).await, Err(StoreError::Duplicate)), "and a marked id refuses a commit");
+
+    assert_eq!(store.prune_processed(250).await.unwrap(), 2, "g:1 (kept its first time, 100) and m-200 are older");
+    assert!(!store.is_processed("staff", "g:1").await.unwrap());
+    assert!(!store.is_processed("test", "m-200").await.unwrap());
+    assert!(store.is_processed("staff", "g:2").await.unwrap(), "newer ids stay");
+    assert_eq!(store.prune_processed(250).await.unwrap(), 0);
 }
 
 async fn values_round_trip(store: &dyn Store) {
