@@ -117,3 +117,12 @@ pub enum EngineError {
     #[error("the conversation is busy, please try again")]
     Busy,
 }
+
+impl EngineError {
+    /// Whether trying the same thing again later may succeed: storage that failed to answer (an
+    /// outage) or a conversation too busy right now. Adapters keep such a message and retry it
+    /// rather than drop it.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, EngineError::Busy | EngineError::Store(StoreError::Database(_) | StoreError::Conflict(_)))
+    }
+}

@@ -31,9 +31,9 @@ pub async fn start(
     let tg = Telegram::connect(engine.clone(), &token, tg_config).await.context("cannot start the Telegram adapter")?;
     if webhook {
         let secret = webhook_secret(std::env::var(WEBHOOK_SECRET_ENV).ok().as_deref(), &token)?;
-        let (router, task) = tg.webhook(&secret, shutdown.wait()).await.context("cannot set the Telegram webhook")?;
+        let router = tg.webhook(&secret).await.context("cannot set the Telegram webhook")?;
         *http = std::mem::take(http).merge(router);
-        Ok(vec![task])
+        Ok(Vec::new())
     } else {
         Ok(vec![tokio::spawn(tg.run_polling(shutdown.wait()))])
     }

@@ -1,11 +1,14 @@
-//! What comes in over the gateway, in order: the serenity event handler only queues each event
-//! (it runs on the gateway's single-threaded runtime, so the queue keeps Discord's order), and one
-//! worker turns them into engine calls: customer messages and button clicks become
+//! What comes in over the gateway, in order: the serenity event handler only queues each event,
+//! and one worker turns them into engine calls: customer messages and button clicks become
 //! [`Inbound`]s, agents' messages in ticket threads become replies, slash commands become agent
-//! commands.
+//! commands. serenity runs each event's handler as a task of its own, so events that arrive
+//! together (two quick messages from one customer) can reach the queue swapped; the worker
+//! gathers what arrives within [`REORDER_WINDOW`] and handles it in Discord's order, by snowflake
+//! id.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serenity::all::{
@@ -24,6 +27,9 @@ use crate::desk::ACTOR_PREFIX;
 use crate::format;
 use crate::threads::Threads;
 
+/// How long a customer message is kept and retried while storage is unreachable.
+const OUTAGE_PATIENCE: Duration = Duration::from_secs(3600);
+
 /// An event taken off the gateway, waiting for the worker.
 #[derive(Debug)]
 pub(crate) enum Incoming {
@@ -35,6 +41,27 @@ pub(crate) enum Incoming {
     Click(Box<ComponentInteraction>),
     /// A slash command was used.
     Command(Box<CommandInteraction>),
+}
+
+impl Incoming {
+    /// Discord's order: snowflake ids grow with time (the session start comes first).
+    fn order(&self) -> u64 {
+        match self {
+            Incoming::Ready(_) => 0,
+            Incoming::Message(m) => m.id.get(),
+            Incoming::Click(c) => c.id.get(),
+            Incoming::Command(c) => c.id.get(),
+        }
+    }
+}
+
+/// How long the worker waits, after an event, for others dispatched with it.
+const REORDER_WINDOW: Duration = Duration::from_millis(40);
+
+/// Orders a batch of events as Discord sent them.
+fn in_discord_order(mut batch: Vec<Incoming>) -> Vec<Incoming> {
+    batch.sort_by_key(Incoming::order);
+    batch
 }
 
 /// Queues gateway events for the worker, in the order they arrive.
@@ -86,6 +113,8 @@ pub(crate) struct Worker {
     pub(crate) staff_guild: Option<GuildId>,
     pub(crate) threads: Threads,
     pub(crate) commands_registered: AtomicBool,
+    /// Turns true on shutdown (set by [`Worker::run`]); ends waits between retries.
+    pub(crate) stop: std::sync::OnceLock<watch::Receiver<bool>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -135,6 +164,7 @@ pub fn actor(user: &User, nick: Option<&str>, roles: &[RoleId]) -> Actor {
 impl Worker {
     /// Handles queued events until the queue closes or `stop` turns true, then what is left.
     pub(crate) async fn run(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Incoming>, mut stop: watch::Receiver<bool>) {
+        let _ = self.stop.set(stop.clone());
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
@@ -142,13 +172,26 @@ impl Worker {
         loop {
             tokio::select! {
                 ev = rx.recv() => match ev {
-                    Some(ev) => self.handle(ev).await,
+                    Some(ev) => {
+                        let mut batch = vec![ev];
+                        let until = tokio::time::Instant::now() + REORDER_WINDOW;
+                        while let Ok(Some(ev)) = tokio::time::timeout_at(until, rx.recv()).await {
+                            batch.push(ev);
+                        }
+                        for ev in in_discord_order(batch) {
+                            self.handle(ev).await;
+                        }
+                    }
                     None => return,
                 },
                 () = &mut stopped => break,
             }
         }
+        let mut rest = Vec::new();
         while let Ok(ev) = rx.try_recv() {
+            rest.push(ev);
+        }
+        for ev in in_discord_order(rest) {
             self.handle(ev).await;
         }
     }
@@ -231,11 +274,40 @@ impl Worker {
         self.handle_inbound(inbound).await;
     }
 
+    /// Hands a customer message to the engine. Discord delivers a message event once, so while
+    /// storage is unreachable the message is kept here and tried again, with backoff, for up to
+    /// [`OUTAGE_PATIENCE`] or until shutdown; later events wait behind it, keeping their order.
+    /// The engine's dedup makes a retry of a message that was in fact stored harmless.
     async fn handle_inbound(&self, inbound: Inbound) {
         let message_id = inbound.message_id.clone();
-        match self.engine.handle(inbound).await {
-            Ok(h) => tracing::debug!(message = %message_id, action = h.action.as_str(), intent = ?h.intent, "handled a Discord message"),
-            Err(e) => tracing::error!(message = %message_id, error = %e, "could not handle a Discord message"),
+        let give_up = tokio::time::Instant::now() + OUTAGE_PATIENCE;
+        let mut wait = Duration::from_millis(250);
+        let mut stop = self.stop.get().cloned();
+        loop {
+            let stopping = stop.as_ref().is_some_and(|s| *s.borrow());
+            match self.engine.handle(inbound.clone()).await {
+                Ok(h) => {
+                    tracing::debug!(message = %message_id, action = h.action.as_str(), intent = ?h.intent, "handled a Discord message");
+                    return;
+                }
+                Err(e) if e.is_transient() && !stopping && tokio::time::Instant::now() + wait < give_up => {
+                    tracing::warn!(message = %message_id, error = %e, wait_ms = wait.as_millis() as u64, "cannot store a Discord message yet, retrying");
+                    match stop.as_mut() {
+                        Some(s) => {
+                            tokio::select! {
+                                () = tokio::time::sleep(wait) => {}
+                                _ = s.wait_for(|s| *s) => {}
+                            }
+                        }
+                        None => tokio::time::sleep(wait).await,
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                }
+                Err(e) => {
+                    tracing::error!(message = %message_id, error = %e, "could not handle a Discord message");
+                    return;
+                }
+            }
         }
     }
 

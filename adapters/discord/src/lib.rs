@@ -136,8 +136,16 @@ impl Discord {
             engine.add_desk(Arc::new(DiscordDesk::new(http.clone(), ChannelId::new(staff), threads.clone())));
         }
         tracing::info!(bot = %me.id, staff_guild = ?staff_guild.map(|g| g.get()), support_channels = config.support_channel_ids.len(), "Discord adapter ready");
-        let worker =
-            Arc::new(bot::Worker { engine, http, config, bot: me.id, staff_guild, threads, commands_registered: AtomicBool::new(false) });
+        let worker = Arc::new(bot::Worker {
+            engine,
+            http,
+            config,
+            bot: me.id,
+            staff_guild,
+            threads,
+            commands_registered: AtomicBool::new(false),
+            stop: std::sync::OnceLock::new(),
+        });
         Ok(Discord { worker, client, rx })
     }
 

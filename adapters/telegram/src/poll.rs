@@ -1,22 +1,26 @@
 //! Where updates come from. Long polling (the default) keeps the update offset in the engine's
 //! store and advances it only after an update has been handled, so a restart neither misses an
 //! update nor answers one twice (and the engine drops a redelivered message by its id anyway).
-//! Webhook mode mounts teloxide's axum webhook router in the app's HTTP server, for deployments
-//! that run several instances behind one URL.
+//! Webhook mode mounts a route in the app's HTTP server, for deployments that run several
+//! instances behind one URL; it answers Telegram 200 only once the update is handled (stored), so
+//! Telegram delivers again whatever a crash or a database outage interrupted.
+//!
+//! While the database is unreachable, neither mode skips an update: polling stays at the update
+//! and asks again after a backoff; the webhook answers 503 and Telegram retries.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use sha2::{Digest, Sha256};
-use switchboard_core::{EngineError, StoreError};
+use subtle::ConstantTimeEq;
+use switchboard_core::StoreError;
 use teloxide::prelude::*;
 use teloxide::types::AllowedUpdate;
-use teloxide::update_listeners::webhooks;
-use teloxide::update_listeners::{AsUpdateStream, UpdateListener};
 use teloxide::{ApiError, RequestError};
-use tokio::task::JoinHandle;
 
 use crate::error::{Failure, classify};
 use crate::{Telegram, TelegramError};
@@ -26,8 +30,12 @@ pub const OFFSET_NS: &str = "telegram";
 /// Key of the next update id to ask for (one past the last handled update).
 pub const OFFSET_KEY: &str = "offset";
 
-/// Attempts at handling one update whose handling failed in a way worth retrying (storage).
-const HANDLE_ATTEMPTS: u32 = 5;
+/// Attempts at handling one update whose handling failed in a way worth retrying (storage),
+/// before the caller is told to get it again later.
+const HANDLE_ATTEMPTS: u32 = 4;
+
+/// The header in which Telegram sends the webhook secret.
+const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
 
 /// Longest wait between failed `getUpdates` calls.
 const MAX_POLL_BACKOFF: Duration = Duration::from_secs(60);
@@ -58,25 +66,37 @@ pub fn webhook_secret(explicit: Option<&str>, token: &str) -> Result<String, Tel
 }
 
 fn retryable(e: &TelegramError) -> bool {
-    matches!(e, TelegramError::Store(_) | TelegramError::Engine(EngineError::Store(_) | EngineError::Busy))
+    match e {
+        TelegramError::Store(s) => matches!(s, StoreError::Database(_) | StoreError::Conflict(_)),
+        TelegramError::Engine(e) => e.is_transient(),
+        _ => false,
+    }
 }
 
 impl Telegram {
-    /// Handles an update, retrying a few times when storage fails; then gives up on it (logged).
-    pub async fn handle_update_retrying(&self, update: Update) {
+    /// Handles an update, retrying a few times when storage fails. An update that cannot be
+    /// handled for good (bad input) is logged and skipped (`Ok`); `Err` means storage is still
+    /// failing and the update must be delivered again later, not skipped.
+    pub async fn handle_update_retrying(&self, update: Update) -> Result<(), TelegramError> {
         let id = update.id.0;
         let mut wait = Duration::from_millis(250);
-        for attempt in 1..=HANDLE_ATTEMPTS {
+        let mut attempt = 1;
+        loop {
             match self.handle_update(update.clone()).await {
-                Ok(()) => return,
+                Ok(()) => return Ok(()),
                 Err(e) if retryable(&e) && attempt < HANDLE_ATTEMPTS => {
                     tracing::warn!(update = id, attempt, error = %e, "handling an update failed, retrying");
                     tokio::time::sleep(wait).await;
                     wait *= 2;
+                    attempt += 1;
+                }
+                Err(e) if retryable(&e) => {
+                    tracing::error!(update = id, error = %e, "cannot store an update; it will be delivered again");
+                    return Err(e);
                 }
                 Err(e) => {
                     tracing::error!(update = id, error = %e, "could not handle an update; skipping it");
-                    return;
+                    return Ok(());
                 }
             }
         }
@@ -121,19 +141,28 @@ impl Telegram {
             };
             let wait = match result {
                 Ok(updates) => {
-                    failures = 0;
+                    let mut stuck = false;
                     for update in updates {
                         let next = i32::try_from(update.id.0).unwrap_or(i32::MAX).saturating_add(1);
                         if offset.is_some_and(|o| next <= o) {
                             continue;
                         }
-                        self.handle_update_retrying(update).await;
+                        if self.handle_update_retrying(update).await.is_err() {
+                            // Storage is down: stay at this update and ask for it again later.
+                            stuck = true;
+                            break;
+                        }
                         offset = Some(next);
                         if let Err(e) = self.engine.store().set_value(OFFSET_NS, OFFSET_KEY, &next.to_string()).await {
                             tracing::error!(error = %e, "cannot store the Telegram update offset");
                         }
                     }
-                    continue;
+                    if !stuck {
+                        failures = 0;
+                        continue;
+                    }
+                    failures += 1;
+                    backoff(failures)
                 }
                 Err(RequestError::Api(ApiError::TerminatedByOtherGetUpdates)) => {
                     failures += 1;
@@ -164,14 +193,12 @@ impl Telegram {
     }
 
     /// Webhook mode: sets the webhook to `webhook_url` with `secret` and returns the axum router
-    /// to mount in the app's HTTP server (at the URL's path) and the task that handles the
-    /// updates it receives until `shutdown` completes. The webhook is left in place on shutdown,
-    /// since other instances may still be serving it.
-    pub async fn webhook(
-        self: &Arc<Self>,
-        secret: &str,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(axum::Router, JoinHandle<()>), TelegramError> {
+    /// to mount in the app's HTTP server (it serves the URL's path). Each update is handled
+    /// before Telegram gets its answer: 200 once handled, 503 while storage is failing (Telegram
+    /// delivers it again), 401 without the right secret. The webhook is left in place on
+    /// shutdown, since other instances may still be serving it; serve the router with graceful
+    /// shutdown so that updates being handled are finished.
+    pub async fn webhook(self: &Arc<Self>, secret: &str) -> Result<axum::Router, TelegramError> {
         let raw =
             self.config.webhook_url.as_deref().ok_or_else(|| TelegramError::Config("webhook mode needs telegram.webhook_url".into()))?;
         let url = url::Url::parse(raw).map_err(|e| TelegramError::Config(format!("webhook_url: {e}")))?;
@@ -185,29 +212,33 @@ impl Telegram {
             .drop_pending_updates(false);
         req.await.map_err(|e| TelegramError::Request(self.out.scrub(&e.to_string())))?;
         tracing::info!(path = url.path(), "Telegram webhook set");
-        // The address is only used when teloxide serves the router itself, which it does not here.
-        let options = webhooks::Options::new(([127, 0, 0, 1], 0).into(), url).secret_token(secret);
-        let (mut listener, _stopped, router) = webhooks::axum_no_setup(options);
-        let me = Arc::clone(self);
-        let task = tokio::spawn(async move {
-            let stop = listener.stop_token();
-            tokio::pin!(shutdown);
-            let stream = listener.as_stream();
-            tokio::pin!(stream);
-            loop {
-                tokio::select! {
-                    () = &mut shutdown => break,
-                    next = stream.next() => match next {
-                        Some(Ok(update)) => me.handle_update_retrying(update).await,
-                        Some(Err(never)) => match never {},
-                        None => break,
-                    },
-                }
-            }
-            stop.stop();
-            tracing::info!("stopped handling Telegram webhook updates");
-        });
-        Ok((router, task))
+        let hook = Arc::new(Hook { tg: Arc::clone(self), secret });
+        Ok(axum::Router::new().route(url.path(), axum::routing::post(on_webhook)).with_state(hook))
+    }
+}
+
+/// What the webhook route needs.
+struct Hook {
+    tg: Arc<Telegram>,
+    secret: String,
+}
+
+async fn on_webhook(State(hook): State<Arc<Hook>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let given = headers.get(SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+    if !bool::from(given.ct_eq(hook.secret.as_bytes())) {
+        tracing::warn!("refused a webhook request without the right secret");
+        return StatusCode::UNAUTHORIZED;
+    }
+    let update: Update = match serde_json::from_slice(&body) {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(error = %e, "refused a webhook request that is not an update");
+            return StatusCode::BAD_REQUEST;
+        }
+    };
+    match hook.tg.handle_update_retrying(update).await {
+        Ok(()) => StatusCode::OK,
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

@@ -28,7 +28,7 @@ async fn webhook_mode_receives_updates_through_the_apps_http_server() {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let (router, task) = tg.webhook("s3cret_Secret", shutdown()).await.expect("the webhook is set");
+    let router = tg.webhook("s3cret_Secret").await.expect("the webhook is set");
     let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" })).merge(router);
     let sd = shutdown();
     let server = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(sd).await });
@@ -51,9 +51,7 @@ async fn webhook_mode_receives_updates_through_the_apps_http_server() {
     assert_eq!(post_json(&url, None, &forged).await.expect("posted"), 401);
 
     let _ = stop.send(true);
-    for t in [task, outbox] {
-        tokio::time::timeout(Duration::from_secs(10), t).await.expect("stops").expect("no panic");
-    }
+    tokio::time::timeout(Duration::from_secs(10), outbox).await.expect("stops").expect("no panic");
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
     // The webhook stays set for other instances.
     assert!(fake.webhook().is_some());

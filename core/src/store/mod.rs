@@ -5,6 +5,7 @@
 //! Backends: [`MemoryStore`] for unit tests, [`SqlStore`] over SQLite (the embedded default, WAL)
 //! or PostgreSQL (several bot instances). Every backend runs the same suite, [`suite::run_all`].
 
+mod faulty;
 mod memory;
 mod sql;
 pub mod suite;
@@ -13,6 +14,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 
+pub use faulty::Faulty;
 pub use memory::MemoryStore;
 pub use sql::SqlStore;
 

@@ -88,7 +88,8 @@ impl Harness {
         Harness::start_with(Arc::new(store), fake).await
     }
 
-    async fn start_with(store: Arc<dyn Store>, fake: Option<FakeDiscord>) -> Harness {
+    /// Starts everything over `store`, with an existing fake if given.
+    pub async fn start_with(store: Arc<dyn Store>, fake: Option<FakeDiscord>) -> Harness {
         init_logs();
         let (stop, stop_rx) = watch::channel(false);
         let fake = match fake {

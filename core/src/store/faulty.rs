@@ -1,0 +1,149 @@
+//! [`Faulty`]: a [`Store`] wrapper that fails every call while it is switched *down*, as a
+//! database does when it is unreachable. Tests use it to check that callers lose nothing during an
+//! outage: what cannot be stored is retried or refused to the platform, never dropped.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use async_trait::async_trait;
+
+use super::{Commit, Committed, NewConversation, Store};
+use crate::StoreError;
+use crate::types::{Conversation, Millis, OutboxItem, Outgoing, Ticket, TicketEvent, TicketEventKind, TicketStatus, TranscriptEntry};
+
+/// Wraps a store; while [`Faulty::set_down`] is on, every call fails with a database error.
+#[derive(Debug)]
+pub struct Faulty<S> {
+    inner: S,
+    down: AtomicBool,
+    refused: AtomicU64,
+}
+
+impl<S: Store> Faulty<S> {
+    /// A healthy wrapper around `inner`.
+    pub fn new(inner: S) -> Faulty<S> {
+        Faulty { inner, down: AtomicBool::new(false), refused: AtomicU64::new(0) }
+    }
+
+    /// Takes the store down (`true`) or brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// How many calls failed because the store was down.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::SeqCst)
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError::Database(sqlx::Error::PoolTimedOut));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<S: Store> Store for Faulty<S> {
+    async fn open_conversation(&self, new: NewConversation) -> Result<Conversation, StoreError> {
+        self.check()?;
+        self.inner.open_conversation(new).await
+    }
+    async fn conversation(&self, id: i64) -> Result<Option<Conversation>, StoreError> {
+        self.check()?;
+        self.inner.conversation(id).await
+    }
+    async fn commit(&self, commit: Commit) -> Result<Committed, StoreError> {
+        self.check()?;
+        self.inner.commit(commit).await
+    }
+    async fn ticket(&self, id: i64) -> Result<Option<Ticket>, StoreError> {
+        self.check()?;
+        self.inner.ticket(id).await
+    }
+    async fn tickets(&self, status: &[TicketStatus]) -> Result<Vec<Ticket>, StoreError> {
+        self.check()?;
+        self.inner.tickets(status).await
+    }
+    async fn ticket_events(&self, ticket_id: i64) -> Result<Vec<TicketEvent>, StoreError> {
+        self.check()?;
+        self.inner.ticket_events(ticket_id).await
+    }
+    async fn append_events(
+        &self,
+        ticket_id: i64,
+        events: Vec<TicketEventKind>,
+        outbox: Vec<Outgoing>,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.append_events(ticket_id, events, outbox, at).await
+    }
+    async fn transcript(&self, conversation_id: i64, limit: usize) -> Result<Vec<TranscriptEntry>, StoreError> {
+        self.check()?;
+        self.inner.transcript(conversation_id, limit).await
+    }
+    async fn claim_outbox(&self, targets: &[String], now: Millis, limit: usize, lease_ms: i64) -> Result<Vec<OutboxItem>, StoreError> {
+        self.check()?;
+        self.inner.claim_outbox(targets, now, limit, lease_ms).await
+    }
+    async fn outbox_done(&self, id: i64) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.outbox_done(id).await
+    }
+    async fn outbox_retry(&self, id: i64, attempts: i64, due_at: Millis) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.outbox_retry(id, attempts, due_at).await
+    }
+    async fn outbox_fail(&self, id: i64, reason: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.outbox_fail(id, reason).await
+    }
+    async fn outbox_pending(&self) -> Result<Vec<OutboxItem>, StoreError> {
+        self.check()?;
+        self.inner.outbox_pending().await
+    }
+    async fn outbox_heads(&self, destinations: &[String], except: &[i64]) -> Result<HashMap<String, (i64, Millis)>, StoreError> {
+        self.check()?;
+        self.inner.outbox_heads(destinations, except).await
+    }
+    async fn is_processed(&self, channel: &str, message_id: &str) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.is_processed(channel, message_id).await
+    }
+    async fn mark_processed(&self, channel: &str, message_id: &str, at: Millis) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.mark_processed(channel, message_id, at).await
+    }
+    async fn prune_processed(&self, before: Millis) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.prune_processed(before).await
+    }
+    async fn get_value(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError> {
+        self.check()?;
+        self.inner.get_value(namespace, key).await
+    }
+    async fn set_value(&self, namespace: &str, key: &str, value: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.set_value(namespace, key, value).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    #[tokio::test]
+    async fn fails_only_while_down() {
+        let s = Faulty::new(MemoryStore::new());
+        s.set_value("n", "k", "1").await.unwrap();
+        s.set_down(true);
+        assert!(matches!(s.get_value("n", "k").await, Err(StoreError::Database(_))));
+        assert!(s.set_value("n", "k", "2").await.is_err());
+        assert_eq!(s.refused(), 2);
+        s.set_down(false);
+        assert_eq!(s.get_value("n", "k").await.unwrap().as_deref(), Some("1"), "nothing was written while down");
+    }
+}
