@@ -5,6 +5,7 @@
 
 mod cmd;
 mod config;
+mod http;
 mod reload;
 
 use std::path::PathBuf;

@@ -70,7 +70,7 @@ pub async fn run(config: Config, _args: RunArgs) -> anyhow::Result<ExitCode> {
     let engine = Engine::new(store, pack, config.engine());
     let (stop, shutdown) = Shutdown::new();
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
-    let mut http = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+    let mut http = crate::http::app(engine.clone());
 
     // Adapters: each starts when its token is in the environment.
     let adapters_before = tasks.len();
