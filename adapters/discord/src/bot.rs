@@ -296,7 +296,8 @@ impl Worker {
                         Some(s) => {
                             tokio::select! {
                                 () = tokio::time::sleep(wait) => {}
-                                _ = s.wait_for(|s| *s) => {}
+                                // Without a sender no stop can come: just wait.
+                                lost = async { s.wait_for(|s| *s).await.is_err() } => if lost { tokio::time::sleep(wait).await },
                             }
                         }
                         None => tokio::time::sleep(wait).await,
