@@ -49,6 +49,11 @@ async fn webhook_mode_receives_updates_through_the_apps_http_server() {
         "from": { "id": 2002, "is_bot": false, "first_name": "Eve" }, "text": "human" } });
     assert_eq!(post_json(&url, Some("wrong"), &forged).await.expect("posted"), 401);
     assert_eq!(post_json(&url, None, &forged).await.expect("posted"), 401);
+    // With the secret but not an update: a clear refusal, and the server goes on.
+    let not_an_update = serde_json::json!({ "hello": "world" });
+    assert_eq!(post_json(&url, Some("s3cret_Secret"), &not_an_update).await.expect("posted"), 400);
+    fake.push_text(&sam, "thanks");
+    eventually("the next answer", || fake.sent_to(sam.id).get(1).cloned()).await;
 
     let _ = stop.send(true);
     tokio::time::timeout(Duration::from_secs(10), outbox).await.expect("stops").expect("no panic");
