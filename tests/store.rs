@@ -23,20 +23,9 @@ async fn sqlite_store_passes_the_suite() {
     assert!(dir.path().join("switchboard.db").exists(), "the file is created on first run");
 }
 
-/// A new, empty PostgreSQL database on the local test server.
-pub async fn fresh_postgres() -> String {
-    let base = std::env::var("SWITCHBOARD_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let name = format!(
-        "switchboard_test_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-    );
-    SqlStore::create_database(&base, &name).await.expect("PostgreSQL must be running for the tests (see .ci/run)")
-}
-
 #[tokio::test]
 async fn postgres_store_passes_the_suite() {
-    let url = support::fresh_postgres().await;
+    let url = switchboard_core::store::suite::fresh_postgres().await;
     let store = SqlStore::connect(&url).await.unwrap();
     suite::run_all(&store).await;
 }

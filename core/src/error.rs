@@ -31,6 +31,14 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the same call may succeed later: the database did not answer (an outage) or the
+    /// conversation changed underneath (read again and retry).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Database(_) | StoreError::Conflict(_))
+    }
+}
+
 impl From<serde_json::Error> for StoreError {
     fn from(e: serde_json::Error) -> Self {
         StoreError::Corrupt(e.to_string())
@@ -123,6 +131,10 @@ impl EngineError {
     /// outage) or a conversation too busy right now. Adapters keep such a message and retry it
     /// rather than drop it.
     pub fn is_transient(&self) -> bool {
-        matches!(self, EngineError::Busy | EngineError::Store(StoreError::Database(_) | StoreError::Conflict(_)))
+        match self {
+            EngineError::Busy => true,
+            EngineError::Store(e) => e.is_transient(),
+            _ => false,
+        }
     }
 }

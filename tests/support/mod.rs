@@ -121,12 +121,3 @@ impl Harness {
 pub fn answer(pack: &Pack, intent: &str, lang: switchboard_core::Lang) -> String {
     pack.render(&pack.intent(intent).unwrap().text[&lang].answer)
 }
-
-/// A new, empty PostgreSQL database on the local test server (`SWITCHBOARD_TEST_PG` overrides the
-/// URL of an existing database there).
-pub async fn fresh_postgres() -> String {
-    let base = std::env::var("SWITCHBOARD_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let name = format!("switchboard_test_{}_{nanos}", std::process::id());
-    switchboard_core::store::SqlStore::create_database(&base, &name).await.expect("PostgreSQL must be running for the tests (see .ci/run)")
-}

@@ -67,7 +67,7 @@ pub fn webhook_secret(explicit: Option<&str>, token: &str) -> Result<String, Tel
 
 fn retryable(e: &TelegramError) -> bool {
     match e {
-        TelegramError::Store(s) => matches!(s, StoreError::Database(_) | StoreError::Conflict(_)),
+        TelegramError::Store(s) => s.is_transient(),
         TelegramError::Engine(e) => e.is_transient(),
         _ => false,
     }

@@ -138,6 +138,14 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// `$from, $from+1, …` for `n` bound values.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Records a handled message id; affects no row if it was recorded before.
+const INSERT_PROCESSED: &str = "INSERT INTO processed (channel, message_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+
 fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     Ok(serde_json::to_string(v)?)
 }
@@ -265,12 +273,7 @@ impl Store for SqlStore {
     async fn commit(&self, c: Commit) -> Result<Committed, StoreError> {
         let mut tx = self.pool.begin().await?;
         if let Some((channel, message_id)) = &c.dedup {
-            let done = sqlx::query("INSERT INTO processed (channel, message_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                .bind(channel)
-                .bind(message_id)
-                .bind(c.at)
-                .execute(&mut *tx)
-                .await?;
+            let done = sqlx::query(INSERT_PROCESSED).bind(channel).bind(message_id).bind(c.at).execute(&mut *tx).await?;
             if done.rows_affected() == 0 {
                 return Err(StoreError::Duplicate);
             }
@@ -445,7 +448,7 @@ impl Store for SqlStore {
             return Ok(Vec::new());
         }
         let lock = if self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-        let list = (0..targets.len()).map(|i| format!("${}", i + 4)).collect::<Vec<_>>().join(", ");
+        let list = placeholders(4, targets.len());
         let sql = format!(
             "UPDATE outbox SET due_at = $1 WHERE id IN \
              (SELECT id FROM outbox WHERE status = 'pending' AND due_at <= $2 AND target IN ({list}) ORDER BY id LIMIT $3{lock}) \
@@ -491,10 +494,12 @@ impl Store for SqlStore {
         if destinations.is_empty() {
             return Ok(HashMap::new());
         }
-        let params = |from: usize, n: usize| (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-        let dests = params(1, destinations.len());
-        let not_in =
-            if except.is_empty() { String::new() } else { format!(" AND id NOT IN ({})", params(destinations.len() + 1, except.len())) };
+        let dests = placeholders(1, destinations.len());
+        let not_in = if except.is_empty() {
+            String::new()
+        } else {
+            format!(" AND id NOT IN ({})", placeholders(destinations.len() + 1, except.len()))
+        };
         let sql = format!(
             "SELECT o.dest, o.id, o.due_at FROM outbox o JOIN \
              (SELECT MIN(id) AS id FROM outbox WHERE status = 'pending' AND dest IN ({dests}){not_in} GROUP BY dest) h ON o.id = h.id"
@@ -520,12 +525,7 @@ impl Store for SqlStore {
     }
 
     async fn mark_processed(&self, channel: &str, message_id: &str, at: Millis) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO processed (channel, message_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(channel)
-            .bind(message_id)
-            .bind(at)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(INSERT_PROCESSED).bind(channel).bind(message_id).bind(at).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -597,10 +597,7 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_upgrades_from_version_1() {
-        let base = std::env::var("SWITCHBOARD_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let url = SqlStore::create_database(&base, &format!("switchboard_upgrade_{}_{nanos}", std::process::id())).await.unwrap();
-        upgrade_from_version_1(&url, &POSTGRES_MIGRATIONS).await;
+        upgrade_from_version_1(&crate::store::suite::fresh_postgres().await, &POSTGRES_MIGRATIONS).await;
     }
 
     #[test]

@@ -41,6 +41,15 @@ fn ticket(priority: Priority, at: i64) -> Ticket {
     }
 }
 
+/// A new, empty PostgreSQL database on the local test server (`SWITCHBOARD_TEST_PG` overrides the
+/// URL of an existing database there); returns its URL.
+pub async fn fresh_postgres() -> String {
+    let base = std::env::var("SWITCHBOARD_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let name = format!("switchboard_test_{}_{nanos}", std::process::id());
+    super::SqlStore::create_database(&base, &name).await.expect("PostgreSQL must be running for the tests (see .ci/run)")
+}
+
 /// Runs every check against `store`, which must be empty.
 pub async fn run_all(store: &dyn Store) {
     conversations_are_created_once(store).await;
