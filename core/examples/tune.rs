@@ -1,9 +1,10 @@
 //! Tuning experiments: accuracy and balanced accuracy (mean per-intent recall) of the matcher on
 //! the Banking77 development split (stratified 20 %, seed 42) and in 5-fold cross-validation of the
-//! whole training file with fold seeds 1 and 2 (ten folds in all). Knobs come from environment variables (`L2`, `MARGIN`, `EPOCHS`, `LR`,
-//! `CW`, `WW`, `CMIN`, `CMAX`, `FOLDS`); with `WRITE=dir` each fold's training and test rows are
-//! written as CSV so that `bench/baselines_cv.py` scores the scikit-learn baselines on the very
-//! same folds.
+//! whole training file with fold seeds 1 and 2 (ten folds in all). Knobs come from environment
+//! variables (`L2`, `MARGIN`, `EPOCHS`, `LR`, `NB` (naive Bayes weight), `NBA` (its smoothing),
+//! `NBP` (0: no priors), `CW`, `WW`, `CMIN`, `CMAX`, `FOLDS`); with `WRITE=dir` each fold's
+//! training and test rows are written as CSV so that `bench/baselines_cv.py` scores the
+//! scikit-learn baselines on the very same folds.
 //!
 //! `cargo run --release -p switchboard-core --example tune -- ../shared/data/banking77/train.csv`
 use switchboard_core::eval::{k_folds, load_csv, predict, select, stratified_split};
@@ -49,6 +50,9 @@ fn main() {
     cfg.model.margin = env("MARGIN", cfg.model.margin);
     cfg.model.epochs = env("EPOCHS", cfg.model.epochs);
     cfg.model.lr = env("LR", cfg.model.lr);
+    cfg.model.nb_weight = env("NB", cfg.model.nb_weight);
+    cfg.model.nb_alpha = env("NBA", cfg.model.nb_alpha);
+    cfg.model.nb_prior = env("NBP", 1u8) == 1;
     let (tr, dv) = stratified_split(&all, 0.2, 42);
     let dev = acc(&select(&all, &tr), &select(&all, &dv), &cfg);
     let folds = env("FOLDS", 5usize);

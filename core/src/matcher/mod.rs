@@ -4,8 +4,8 @@
 //! [`Matcher::train`] learns everything from the pack's examples at load time, deterministically
 //! and without any downloaded weights: a TF-IDF vocabulary of word and character n-grams (Han
 //! characters as tokens, so Chinese needs no word segmentation), a spelling corrector for unknown
-//! words, and a sparse linear scorer per label whose outputs are turned into calibrated
-//! probabilities. [`Thresholds::decide`] turns a ranking into a [`Decision`].
+//! words, and a sparse linear scorer per label (logistic regression plus a share of naive Bayes)
+//! whose outputs are turned into calibrated probabilities. [`Thresholds::decide`] turns a ranking into a [`Decision`].
 
 pub mod lang;
 pub mod normalize;
