@@ -5,7 +5,7 @@
 //!
 //! The naive Bayes part is a different kind of model (generative: how often each label's examples
 //! use a feature) and errs on different messages than the discriminative one, so their sum beats
-//! either; it costs nothing at scoring time, because its log-probabilities are folded into the
+//! either; it adds little scoring time, because its log-probabilities are folded into the
 //! same weight matrix (one weight per feature and label it was seen with) plus one number per
 //! label times the message's feature mass.
 //!
@@ -323,7 +323,7 @@ impl Model {
         // Σ_f x_f ln(1 + N_cf / α) (non-zero only where f was seen with c: added to those
         // weights) plus (Σ_f x_f) ln(α / (N_c + αV)) (the per-label `mass` weight).
         let mut mass = Vec::new();
-        if cfg.nb_weight > 0.0 {
+        if cfg.nb_weight > 0.0 && dim > 0 {
             let (b, alpha) = (cfg.nb_weight, cfg.nb_alpha);
             let mut n_c = vec![0f32; c_n];
             let mut next_sp = w.sp_off.clone();
