@@ -84,7 +84,7 @@ impl Default for ModelConfig {
             margin: 2.0,
             scale: 0.9,
             null_logit: 0.5,
-            nb_weight: 0.1,
+            nb_weight: 0.05,
             nb_alpha: 0.01,
             nb_prior: true,
         }
