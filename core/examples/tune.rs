@@ -7,29 +7,19 @@
 //! scikit-learn baselines on the very same folds.
 //!
 //! `cargo run --release -p switchboard-core --example tune -- ../shared/data/banking77/train.csv`
-use switchboard_core::eval::{k_folds, load_csv, predict, select, stratified_split};
-use switchboard_core::matcher::{Matcher, TrainConfig};
+use switchboard_core::eval::{k_folds, load_csv, metrics, predict, select, stratified_split};
+use switchboard_core::matcher::{Matcher, Thresholds, TrainConfig};
 
 fn env<T: std::str::FromStr>(k: &str, d: T) -> T {
     std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
 }
 
 /// Accuracy and balanced accuracy (mean per-intent recall: the accuracy expected on a test set
-/// with equally many messages per intent).
+/// with equally many messages per intent), from `eval::metrics`.
 fn acc(tr: &[switchboard_core::matcher::Example], te: &[switchboard_core::matcher::Example], cfg: &TrainConfig) -> (f64, f64) {
-    let m = Matcher::train_with(tr, cfg);
-    let p = predict(&m, te);
-    let mut per: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
-    for q in &p {
-        let e = per.entry(q.gold.as_str()).or_default();
-        e.1 += 1;
-        if q.ranked.first().is_some_and(|s| s.label == q.gold) {
-            e.0 += 1;
-        }
-    }
-    let right: usize = per.values().map(|e| e.0).sum();
-    let bal = per.values().map(|&(r, n)| r as f64 / n as f64).sum::<f64>() / per.len().max(1) as f64;
-    (right as f64 / p.len().max(1) as f64, bal)
+    let m = metrics(&predict(&Matcher::train_with(tr, cfg), te), Thresholds::default());
+    let recalls: Vec<f64> = m.per_intent.iter().filter(|i| i.support > 0).map(|i| i.recall).collect();
+    (m.accuracy, recalls.iter().sum::<f64>() / recalls.len().max(1) as f64)
 }
 
 fn main() {
