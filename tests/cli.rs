@@ -57,6 +57,18 @@ fn chat_and_desk_make_a_full_handoff() {
     let out = stdout(&back);
     assert!(out.contains("回到了智能助手") && (out.contains("忘记密码") || out.contains("找回密码")), "{out}");
 
+    // An agent's reply waits for its own terminal: another terminal conversation on the same
+    // database neither prints it nor takes it out of the outbox.
+    let _ = switchboard(d, &["chat"], "转人工\n");
+    assert!(switchboard(d, &["desk", "claim", "2"], "").status.success());
+    assert!(switchboard(d, &["desk", "reply", "2", "稍等,我查一下"], "").status.success());
+    let other = switchboard(d, &["chat", "--chat", "en"], "hello\n");
+    assert!(other.status.success(), "{other:?}");
+    assert!(!stdout(&other).contains("稍等,我查一下"), "{}", stdout(&other));
+    let mine = switchboard(d, &["chat"], "好的\n");
+    assert!(stdout(&mine).contains("稍等,我查一下"), "{}", stdout(&mine));
+    assert!(switchboard(d, &["desk", "close", "2"], "").status.success());
+
     // The interactive desk reads commands line by line.
     let desk = switchboard(d, &["desk"], "queue\nclaim 99\nquit\n");
     assert!(stdout(&desk).contains("The queue is empty.") && stdout(&desk).contains("no ticket #99"), "{}", stdout(&desk));

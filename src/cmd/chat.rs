@@ -33,16 +33,26 @@ pub struct ChatArgs {
 }
 
 /// The terminal as a channel: prints replies with their numbered choices.
+///
+/// Each terminal conversation is a channel of its own (`cli:<chat>`), so that a `switchboard chat`
+/// process claims from the outbox only what is addressed to its own conversation: two terminals
+/// on one database never print (and so take away) each other's replies.
 #[derive(Debug)]
-pub struct Terminal;
+pub struct Terminal {
+    name: String,
+}
 
-/// The channel name terminal conversations use.
-pub const CHANNEL: &str = "cli";
+impl Terminal {
+    /// The terminal of conversation `chat`.
+    pub fn new(chat: &str) -> Self {
+        Terminal { name: format!("cli:{chat}") }
+    }
+}
 
 #[async_trait]
 impl Channel for Terminal {
     fn name(&self) -> &str {
-        CHANNEL
+        &self.name
     }
 
     async fn send(&self, _chat: &str, reply: &Reply) -> Result<(), ChannelError> {
@@ -64,7 +74,9 @@ pub async fn run(config: Config, args: ChatArgs) -> anyhow::Result<ExitCode> {
     let pack = config.load_pack()?;
     let store = config.open_store().await?;
     let engine = Engine::new(store, pack, config.engine());
-    engine.add_channel(Arc::new(Terminal));
+    let terminal = Arc::new(Terminal::new(&args.chat));
+    let channel = terminal.name().to_string();
+    engine.add_channel(terminal);
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     // One task reads and delivers, so replies print in order: after each message, and on a tick
@@ -80,7 +92,7 @@ pub async fn run(config: Config, args: ChatArgs) -> anyhow::Result<ExitCode> {
         };
         let Some(line) = line else { break };
         let inbound = Inbound {
-            channel: CHANNEL.into(),
+            channel: channel.clone(),
             conversation: args.chat.clone(),
             customer_id: args.chat.clone(),
             customer_name: args.name.clone(),
