@@ -104,3 +104,53 @@ fn an_invalid_pack_is_refused_with_file_and_line() {
     assert!(!out.status.success(), "the bot refuses to start on an invalid pack");
     assert!(String::from_utf8_lossy(&out.stderr).contains("a.toml:5"));
 }
+
+#[test]
+fn eval_scores_a_test_csv_cross_validates_the_pack_and_refuses_bad_arguments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let test = d.join("test.csv");
+    std::fs::write(
+        &test,
+        "text,category\n我的账号被锁了,account_locked\nmy account is locked,account_locked\n\"转账失败了, 怎么办\",transfer_failed\nmy transfer failed,transfer_failed\n我要注销账户,close_account\n",
+    )
+    .expect("write");
+    let test_arg = test.display().to_string();
+    let out = switchboard(d, &["eval", "--train", "intents/okpay", "--test", &test_arg, "--json"], "");
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["intents"], 13);
+    assert_eq!(report["clean"]["n"], 5);
+    let acc = report["clean"]["accuracy"].as_f64().expect("accuracy");
+    assert!((0.0..=1.0).contains(&acc), "{acc}");
+    let langs: Vec<&str> =
+        report["clean"]["per_language"].as_array().expect("languages").iter().filter_map(|l| l["lang"].as_str()).collect();
+    assert_eq!(langs, ["en", "zh"]);
+    let d_ = &report["clean"]["decisions"];
+    let split = ["answered", "clarified", "fallback"].iter().map(|k| d_[k].as_u64().expect("count")).sum::<u64>();
+    assert_eq!(split, 5, "every message is answered, clarified or falls back");
+
+    let cv = switchboard(d, &["eval", "--train", "intents/okpay", "--folds", "3", "--typos", "--holdout-intents", "3"], "");
+    let text = stdout(&cv);
+    assert!(cv.status.success(), "{cv:?}");
+    for part in ["3-fold cross-validation", "accuracy", "macro-F1", "most frequent confusions", "typos", "out of scope: 3 intents held out"]
+    {
+        assert!(text.contains(part), "{part:?} missing from:\n{text}");
+    }
+
+    let bad = d.join("bad.csv");
+    std::fs::write(&bad, "text,category\nhello,greeting\n\"unclosed,greeting\nbye,goodbye\n").expect("write");
+    let bad_arg = bad.display().to_string();
+    for (args, want) in [
+        (vec!["eval", "--train", "intents/okpay", "--test", bad_arg.as_str()], "line 3: the row has no label"),
+        (vec!["eval", "--train", "intents/okpay", "--folds", "1"], "--folds needs"),
+        (vec!["eval", "--train", "intents/okpay", "--dev-split", "0.2", "--holdout-intents", "13"], "--holdout-intents needs 1 ≤ N ≤ 12"),
+        (vec!["eval", "--train", "intents/okpay", "--dev-split", "0.2", "--holdout-intents", "2", "--oos-target", "97"], "--oos-target"),
+        (vec!["eval", "--train", "intents/okpay"], "say what to score"),
+    ] {
+        let out = switchboard(d, &args, "");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}

@@ -57,11 +57,15 @@ pub fn load_csv(path: &Path) -> Result<Vec<Example>, EvalError> {
     let mut out = Vec::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| EvalError::Csv(format!("{}: {e}", path.display())))?;
-        let (Some(t), Some(l)) = (rec.get(ti), rec.get(li)) else { continue };
-        let (t, l) = (t.trim(), l.trim());
-        if !t.is_empty() && !l.is_empty() {
-            out.push(Example { text: t.to_string(), label: l.to_string() });
+        let (t, l) = (rec.get(ti).unwrap_or("").trim(), rec.get(li).unwrap_or("").trim());
+        // A row without its text or label is a broken file (an unclosed quote swallows the rows
+        // after it into one field): say where, rather than score on fewer rows than it has.
+        if t.is_empty() || l.is_empty() {
+            let line = rec.position().map_or(0, |p| p.line());
+            let what = if t.is_empty() { "text" } else { "label" };
+            return Err(EvalError::Csv(format!("{}: line {line}: the row has no {what}", path.display())));
         }
+        out.push(Example { text: t.to_string(), label: l.to_string() });
     }
     Ok(out)
 }
@@ -915,5 +919,21 @@ mod tests {
         assert_eq!(back[1].label, "card");
         let _ = std::fs::remove_dir_all(&dir);
         assert!(load_csv(Path::new("/nonexistent/x.csv")).is_err());
+    }
+
+    #[test]
+    fn csv_rows_without_text_or_label_are_errors_with_their_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let check = |body: &str, want: &str| {
+            let p = dir.path().join("bad.csv");
+            std::fs::write(&p, body).expect("write");
+            match load_csv(&p) {
+                Err(EvalError::Csv(m)) => assert!(m.ends_with(want), "{m}"),
+                other => panic!("{body:?}: {other:?}"),
+            }
+        };
+        check("text,category\nhello,greet\n\"unclosed,greet\nbye,leave\n", "line 3: the row has no label");
+        check("text,category\nhello,greet\n,greet\n", "line 3: the row has no text");
+        check("category,text\ngreet\n", "line 2: the row has no text");
     }
 }

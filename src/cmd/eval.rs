@@ -95,6 +95,18 @@ pub fn run(args: &EvalArgs, thresholds: Thresholds) -> anyhow::Result<()> {
         bail!("say what to score: --test <DIR|CSV>, --dev-split <F> or --folds <K>");
     }
 
+    if let Some(n) = args.holdout_intents {
+        let mut intents: Vec<&str> = runs[0].0.iter().chain(&runs[0].1).map(|e| e.label.as_str()).collect();
+        intents.sort_unstable();
+        intents.dedup();
+        if n == 0 || n >= intents.len() {
+            bail!("--holdout-intents needs 1 ≤ N ≤ {} (one fewer than the {} intents)", intents.len().saturating_sub(1), intents.len());
+        }
+        if !(args.oos_target > 0.0 && args.oos_target <= 1.0) {
+            bail!("--oos-target needs an accuracy between 0 and 1, such as 0.97");
+        }
+    }
+
     if let Some(dir) = &args.write_split {
         let (train, test) = &runs[0];
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
