@@ -3,9 +3,11 @@
 //! Normalised text is split into tokens: runs of letters and digits (Latin words) and single Han
 //! characters (Chinese has no spaces, so every ideograph is a token and token bigrams/trigrams are
 //! Chinese words and phrases). Features are token unigrams and bigrams (and trigrams inside Han
-//! runs) in the *word* group and character 2–5-grams of each padded Latin word in the *char*
+//! runs) in the *word* group and character 2–4-grams of each padded Latin word in the *char*
 //! group. Each feature is a 64-bit hash; the vocabulary maps hashes seen in training to dense ids.
-//! Values are sublinear TF times smoothed IDF, each group L2-normalised and weighted.
+//! Values are sublinear TF times smoothed IDF, each group L2-normalised and weighted. The ids of
+//! each training word's own features (its unigram and character n-grams) are kept per word, so a
+//! known word costs one lookup rather than one per n-gram.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -118,48 +120,71 @@ pub struct FeatConfig {
 
 impl Default for FeatConfig {
     fn default() -> Self {
-        FeatConfig { char_min: 2, char_max: 5, word_bigrams: true, han_trigrams: true, word_weight: 1.0, char_weight: 1.0 }
+        FeatConfig { char_min: 2, char_max: 4, word_bigrams: true, han_trigrams: true, word_weight: 1.0, char_weight: 1.0 }
     }
 }
 
-/// Calls `f(hash, group)` for every feature occurrence of the tokens.
+/// Calls `f(hash, group)` for every feature occurrence of the tokens: each token's unigram, the
+/// bigram (and Han trigram) starting at it, and its character n-grams.
 pub(crate) fn for_each_feature(cfg: &FeatConfig, toks: &[Token], mut f: impl FnMut(u64, u8)) {
-    let kind = |k: u8| fnv_byte(FNV_OFFSET, k);
     let mut chars: Vec<char> = Vec::new();
     for (i, t) in toks.iter().enumerate() {
-        let uni = t.text.bytes().fold(kind(KIND_UNI), fnv_byte);
-        f(mix(uni), GROUP_WORD);
-        if cfg.word_bigrams
-            && let Some(n) = toks.get(i + 1)
-        {
-            let h = t.text.bytes().fold(kind(KIND_BI), fnv_byte);
-            let h = n.text.bytes().fold(fnv_byte(h, b' '), fnv_byte);
-            f(mix(h), GROUP_WORD);
-        }
-        if cfg.han_trigrams
-            && t.han
-            && let (Some(a), Some(b)) = (toks.get(i + 1), toks.get(i + 2))
-            && a.han
-            && b.han
-        {
-            let h = t.text.bytes().fold(kind(KIND_TRI), fnv_byte);
-            let h = a.text.bytes().fold(h, fnv_byte);
-            let h = b.text.bytes().fold(h, fnv_byte);
-            f(mix(h), GROUP_WORD);
-        }
-        if !t.han && cfg.char_max >= cfg.char_min && cfg.char_min > 0 {
-            chars.clear();
-            chars.push(' ');
-            chars.extend(t.text.chars());
-            chars.push(' ');
-            for s in 0..chars.len() {
-                let mut h = kind(KIND_CHAR);
-                for (n, &c) in chars[s..].iter().take(cfg.char_max).enumerate() {
-                    h = fnv_char(h, c);
-                    if n + 1 >= cfg.char_min {
-                        f(mix(h), GROUP_CHAR);
-                    }
-                }
+        f(unigram(t), GROUP_WORD);
+        for_each_pair_feature(cfg, toks, i, &mut f);
+        for_each_char_feature(cfg, t, &mut chars, &mut f);
+    }
+}
+
+#[inline]
+fn kind(k: u8) -> u64 {
+    fnv_byte(FNV_OFFSET, k)
+}
+
+/// The hash of a token's unigram feature.
+#[inline]
+fn unigram(t: &Token) -> u64 {
+    mix(t.text.bytes().fold(kind(KIND_UNI), fnv_byte))
+}
+
+/// The features that span tokens and start at token `i`: its bigram with the next token and,
+/// inside a run of Han characters, its trigram.
+fn for_each_pair_feature(cfg: &FeatConfig, toks: &[Token], i: usize, mut f: impl FnMut(u64, u8)) {
+    let Some(t) = toks.get(i) else { return };
+    if cfg.word_bigrams
+        && let Some(n) = toks.get(i + 1)
+    {
+        let h = t.text.bytes().fold(kind(KIND_BI), fnv_byte);
+        let h = n.text.bytes().fold(fnv_byte(h, b' '), fnv_byte);
+        f(mix(h), GROUP_WORD);
+    }
+    if cfg.han_trigrams
+        && t.han
+        && let (Some(a), Some(b)) = (toks.get(i + 1), toks.get(i + 2))
+        && a.han
+        && b.han
+    {
+        let h = t.text.bytes().fold(kind(KIND_TRI), fnv_byte);
+        let h = a.text.bytes().fold(h, fnv_byte);
+        let h = b.text.bytes().fold(h, fnv_byte);
+        f(mix(h), GROUP_WORD);
+    }
+}
+
+/// The character n-grams of a Latin token padded with spaces (`chars` is scratch space).
+fn for_each_char_feature(cfg: &FeatConfig, t: &Token, chars: &mut Vec<char>, mut f: impl FnMut(u64, u8)) {
+    if t.han || cfg.char_max < cfg.char_min || cfg.char_min == 0 {
+        return;
+    }
+    chars.clear();
+    chars.push(' ');
+    chars.extend(t.text.chars());
+    chars.push(' ');
+    for s in 0..chars.len() {
+        let mut h = kind(KIND_CHAR);
+        for (n, &c) in chars[s..].iter().take(cfg.char_max).enumerate() {
+            h = fnv_char(h, c);
+            if n + 1 >= cfg.char_min {
+                f(mix(h), GROUP_CHAR);
             }
         }
     }
@@ -176,6 +201,11 @@ pub(crate) struct Featurizer {
     idf: Vec<f32>,
     group: Vec<u8>,
     speller: Speller,
+    /// Every Latin token seen in training, by [`hash_str`], to the range of `token_feats` that
+    /// holds the ids of its own features (unigram and character n-grams): a known word costs one
+    /// lookup instead of one per n-gram.
+    token_cache: HashMap<u64, (u32, u32), IdentityBuild>,
+    token_feats: Vec<u32>,
 }
 
 impl Featurizer {
@@ -214,7 +244,31 @@ impl Featurizer {
         let n = docs.len() as f32;
         let idf = df.iter().map(|&d| ((1.0 + n) / (1.0 + d as f32)).ln() + 1.0).collect();
         let speller = Speller::build(words.iter().map(|(w, f)| (w.as_str(), *f)));
-        Featurizer { cfg, vocab, idf, group, speller }
+        let mut feat = Featurizer { cfg, vocab, idf, group, speller, ..Featurizer::default() };
+        let mut chars = Vec::new();
+        for t in docs.iter().flatten().filter(|t| !t.han) {
+            let h = hash_str(&t.text);
+            if feat.token_cache.contains_key(&h) {
+                continue;
+            }
+            let a = feat.token_feats.len() as u32;
+            let mut ids = std::mem::take(&mut feat.token_feats);
+            feat.own_features(t, &mut chars, &mut ids);
+            feat.token_feats = ids;
+            feat.token_cache.insert(h, (a, feat.token_feats.len() as u32));
+        }
+        feat
+    }
+
+    /// Appends the vocabulary ids of a token's own features (unigram and character n-grams).
+    fn own_features(&self, t: &Token, chars: &mut Vec<char>, ids: &mut Vec<u32>) {
+        let mut push = |h: u64, _: u8| {
+            if let Some(&id) = self.vocab.get(&h) {
+                ids.push(id);
+            }
+        };
+        push(unigram(t), GROUP_WORD);
+        for_each_char_feature(&self.cfg, t, chars, push);
     }
 
     /// Number of features in the vocabulary.
@@ -229,13 +283,18 @@ impl Featurizer {
 
     /// Approximate heap bytes used.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.vocab.capacity() * 13 + self.idf.capacity() * 4 + self.group.capacity() + self.speller.heap_bytes()
+        self.vocab.capacity() * 13
+            + self.idf.capacity() * 4
+            + self.group.capacity()
+            + self.speller.heap_bytes()
+            + self.token_cache.capacity() * 17
+            + self.token_feats.capacity() * 4
     }
 
     /// Tokenises a message, replacing unknown words by their spelling correction.
     pub(crate) fn tokens_corrected(&self, text: &str) -> Vec<Token> {
         let mut toks = tokenize(&normalize(text));
-        for t in toks.iter_mut().filter(|t| !t.han) {
+        for t in toks.iter_mut().filter(|t| !t.han && !self.token_cache.contains_key(&hash_str(&t.text))) {
             if let Some(c) = self.speller.correct(&t.text) {
                 t.text = c.to_string();
             }
@@ -246,11 +305,19 @@ impl Featurizer {
     /// The TF-IDF vector of tokens (unknown features dropped).
     pub(crate) fn vectorize(&self, toks: &[Token]) -> SparseVec {
         let mut ids: Vec<u32> = Vec::with_capacity(64 + toks.len() * 24);
-        for_each_feature(&self.cfg, toks, |h, _| {
-            if let Some(&id) = self.vocab.get(&h) {
-                ids.push(id);
+        let mut chars = Vec::new();
+        for (i, t) in toks.iter().enumerate() {
+            let cached = if t.han { None } else { self.token_cache.get(&hash_str(&t.text)) };
+            match cached {
+                Some(&(a, b)) => ids.extend_from_slice(&self.token_feats[a as usize..b as usize]),
+                None => self.own_features(t, &mut chars, &mut ids),
             }
-        });
+            for_each_pair_feature(&self.cfg, toks, i, |h, _| {
+                if let Some(&id) = self.vocab.get(&h) {
+                    ids.push(id);
+                }
+            });
+        }
         ids.sort_unstable();
         let mut v: SparseVec = Vec::with_capacity(ids.len());
         let mut norms = [0f32; 2];
@@ -294,6 +361,23 @@ mod tests {
         let f = |c: char| super::super::hanzi::fold(c).to_string();
         assert_eq!(texts, [f('我'), f('的'), "card".into(), f('丢'), f('了'), "can".into(), "t".into(), "pay".into(), "2x".into()]);
         assert!(t[0].han && !t[2].han);
+    }
+
+    #[test]
+    fn cached_word_features_are_the_features_of_the_word() {
+        let docs: Vec<Vec<Token>> =
+            ["my card is lost", "where is my new card", "卡丢了怎么办", "card 2x top-up"].iter().map(|s| tokenize(s)).collect();
+        let f = Featurizer::fit(FeatConfig::default(), &docs);
+        for text in ["my card is lost", "lost card unknownword 2x", "my 卡 is lost", "top up", ""] {
+            let toks = tokenize(text);
+            let mut want: Vec<u32> = Vec::new();
+            for_each_feature(&f.cfg, &toks, |h, _| want.extend(f.vocab.get(&h)));
+            want.sort_unstable();
+            want.dedup();
+            let got: Vec<u32> = f.vectorize(&toks).iter().map(|&(id, _)| id).collect();
+            assert_eq!(got, want, "{text}");
+        }
+        assert!(f.token_cache.len() >= 9, "every Latin training token is cached");
     }
 
     #[test]

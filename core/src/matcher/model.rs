@@ -11,8 +11,9 @@
 //!
 //! During training a feature seen with many labels has a dense row (one weight per label, added
 //! with a vectorisable loop) and a feature seen with few labels a sparse list of `(label, weight)`;
-//! when the whole matrix is small (a few hundred labels) every row is dense, so every feature can
-//! also vote *against* labels. After training every row is centred on its median (a part all
+//! when the whole matrix is small (a pack of a few dozen labels and up to a million weights) every
+//! row is dense, so every feature can also vote *against* labels. (On Banking77's 77 labels, rows
+//! only for features seen with at least 5 % of the labels score as well and train faster.) After training every row is centred on its median (a part all
 //! labels share, kept as one number per feature) and small deviations are pruned, at most
 //! `max_row` per feature, so scoring a message touches only a few weights per feature even with
 //! thousands of labels. Confidences are a softmax over the labels' logits plus a "none of these"
@@ -79,8 +80,8 @@ impl Default for ModelConfig {
             prune: 0.003,
             max_row: 32,
             seed: 42,
-            dense_budget: 16 << 20,
-            dense_share: 0.125,
+            dense_budget: 1 << 20,
+            dense_share: 0.05,
             margin: 2.0,
             scale: 0.9,
             null_logit: 0.5,
