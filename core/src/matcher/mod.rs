@@ -118,7 +118,7 @@ impl Matcher {
 
 /// Maps `f` over `items` on up to four threads, keeping the order (so the result is the same as a
 /// sequential map).
-fn par_map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
+pub(crate) fn par_map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
     if threads < 2 || items.len() < 256 {
         return items.iter().map(&f).collect();

@@ -111,7 +111,7 @@ struct Weights {
     sp_w: Vec<f32>,
 }
 
-#[inline]
+#[inline(always)]
 fn axpy(z: &mut [f32], a: f32, row: &[f32]) {
     for (s, &w) in z.iter_mut().zip(row) {
         *s += a * w;
@@ -192,6 +192,7 @@ impl SplitMix {
 }
 
 /// In-place softmax.
+#[inline(always)]
 fn softmax(z: &mut [f32]) {
     let max = z.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
     let mut sum = 0.0;
@@ -206,50 +207,28 @@ fn softmax(z: &mut [f32]) {
     }
 }
 
-impl Model {
-    /// Trains multinomial logistic regression by SGD on TF-IDF vectors `xs` with labels `y` in
-    /// `0..n_classes`, deterministically.
-    pub(crate) fn train(xs: &[SparseVec], y: &[u32], n_classes: usize, dim: usize, cfg: &ModelConfig) -> Model {
-        let c_n = n_classes;
-        let n = xs.len().min(y.len());
-        // Which labels each feature occurs with.
-        let mut pairs: Vec<(u32, u32, f32)> = Vec::new();
-        for (x, &c) in xs.iter().zip(y) {
-            pairs.extend(x.iter().map(|&(f, v)| (f, c, v)));
-        }
-        let pairs = merge_triplets(pairs);
-        let mut count = vec![0u32; dim];
-        for &(f, _, _) in &pairs {
-            if let Some(k) = count.get_mut(f as usize) {
-                *k += 1;
-            }
-        }
-        let all_dense = dim.saturating_mul(c_n) <= cfg.dense_budget;
-        let min_share = (cfg.dense_share * c_n as f32).ceil().max(2.0) as u32;
-        let mut w =
-            Weights { n_classes: c_n, row: vec![NO_ROW; dim], center: vec![0.0; dim], sp_off: vec![0; dim + 1], ..Weights::default() };
-        let mut rows = 0u32;
-        for (f, &k) in count.iter().enumerate() {
-            if all_dense || k >= min_share {
-                w.row[f] = rows;
-                rows += 1;
-            }
-        }
-        w.dense = vec![0.0; rows as usize * c_n];
-        for &(f, c, _) in &pairs {
-            if w.row[f as usize] == NO_ROW {
-                w.sp_off[f as usize + 1] += 1;
-                w.sp_cls.push(c);
-            }
-        }
-        for f in 0..dim {
-            w.sp_off[f + 1] += w.sp_off[f];
-        }
-        w.sp_w = vec![0.0; w.sp_cls.len()];
+/// The SGD passes of [`Model::train`], as an operation [`pulp`] runs with the best instruction set
+/// of the CPU (everything it calls is inlined into it).
+struct Sgd<'a> {
+    xs: &'a [SparseVec],
+    y: &'a [u32],
+    n: usize,
+    c_n: usize,
+    epochs: usize,
+    cfg: &'a ModelConfig,
+    w: &'a mut Weights,
+    bias: &'a mut [f32],
+    /// Scale of all weights (L2 decay is applied to it rather than to every weight).
+    s: &'a mut f32,
+}
 
-        let mut bias = vec![0f32; c_n];
-        let mut s = 1.0f32;
-        let epochs = cfg.epochs.min(cfg.max_steps / n.max(1)).max(2.min(cfg.epochs)).max(cfg.min_steps.div_ceil(n.max(1)));
+impl pulp::WithSimd for Sgd<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let Sgd { xs, y, n, c_n, epochs, cfg, w, bias, s: scale } = self;
+        let mut s = *scale;
         let total = (epochs * n).max(1) as f32;
         let mut order: Vec<usize> = (0..n).collect();
         let mut rng = SplitMix(cfg.seed);
@@ -263,7 +242,7 @@ impl Model {
             for &i in &order {
                 let lr = cfg.lr * (1.0 - t as f32 / total).max(0.0) + 1e-4;
                 t += 1;
-                p.copy_from_slice(&bias);
+                p.copy_from_slice(bias);
                 touched.clear();
                 dense_rows.clear();
                 for &(f, x) in &xs[i] {
@@ -318,6 +297,57 @@ impl Model {
                 }
             }
         }
+        *scale = s;
+    }
+}
+
+impl Model {
+    /// Trains multinomial logistic regression by SGD on TF-IDF vectors `xs` with labels `y` in
+    /// `0..n_classes`, deterministically.
+    pub(crate) fn train(xs: &[SparseVec], y: &[u32], n_classes: usize, dim: usize, cfg: &ModelConfig) -> Model {
+        let c_n = n_classes;
+        let n = xs.len().min(y.len());
+        // Which labels each feature occurs with.
+        let mut pairs: Vec<(u32, u32, f32)> = Vec::new();
+        for (x, &c) in xs.iter().zip(y) {
+            pairs.extend(x.iter().map(|&(f, v)| (f, c, v)));
+        }
+        let pairs = merge_triplets(pairs);
+        let mut count = vec![0u32; dim];
+        for &(f, _, _) in &pairs {
+            if let Some(k) = count.get_mut(f as usize) {
+                *k += 1;
+            }
+        }
+        let all_dense = dim.saturating_mul(c_n) <= cfg.dense_budget;
+        let min_share = (cfg.dense_share * c_n as f32).ceil().max(2.0) as u32;
+        let mut w =
+            Weights { n_classes: c_n, row: vec![NO_ROW; dim], center: vec![0.0; dim], sp_off: vec![0; dim + 1], ..Weights::default() };
+        let mut rows = 0u32;
+        for (f, &k) in count.iter().enumerate() {
+            if all_dense || k >= min_share {
+                w.row[f] = rows;
+                rows += 1;
+            }
+        }
+        w.dense = vec![0.0; rows as usize * c_n];
+        for &(f, c, _) in &pairs {
+            if w.row[f as usize] == NO_ROW {
+                w.sp_off[f as usize + 1] += 1;
+                w.sp_cls.push(c);
+            }
+        }
+        for f in 0..dim {
+            w.sp_off[f + 1] += w.sp_off[f];
+        }
+        w.sp_w = vec![0.0; w.sp_cls.len()];
+
+        let mut bias = vec![0f32; c_n];
+        let mut s = 1.0f32;
+        let epochs = cfg.epochs.min(cfg.max_steps / n.max(1)).max(2.min(cfg.epochs)).max(cfg.min_steps.div_ceil(n.max(1)));
+        // The passes run in a version compiled for the widest SIMD instructions this CPU has
+        // (detected at run time), so that the row updates are vectorised as far as it allows.
+        pulp::Arch::new().dispatch(Sgd { xs, y, n, c_n, epochs, cfg, w: &mut w, bias: &mut bias, s: &mut s });
         w.dense.iter_mut().chain(w.sp_w.iter_mut()).for_each(|v| *v *= s);
         // Naive Bayes: label c's log-likelihood of x is Σ_f x_f ln((N_cf + α) / (N_c + αV)) with
         // N_cf the summed value of feature f in c's examples and N_c = Σ_f N_cf. Split as
@@ -374,14 +404,11 @@ impl Model {
         // How far above a featureless message the true label's logit typically is on the training
         // examples: the unit in which the "none of these" logit is set, so that its meaning does
         // not depend on the size of the pack.
-        let mut lifts: Vec<f32> = xs
-            .iter()
-            .zip(y)
-            .map(|(x, &c)| {
-                let (z, shared) = model.logits(x);
-                z.get(c as usize).map_or(0.0, |&v| v + shared - mean_bias)
-            })
-            .collect();
+        let labelled: Vec<(&SparseVec, u32)> = xs.iter().zip(y.iter().copied()).collect();
+        let mut lifts: Vec<f32> = super::par_map(&labelled, |&(x, c)| {
+            let (z, shared) = model.logits(x);
+            z.get(c as usize).map_or(0.0, |&v| v + shared - mean_bias)
+        });
         lifts.sort_unstable_by(f32::total_cmp);
         let typical = lifts.get(lifts.len() / 2).copied().unwrap_or(0.0).max(1.0);
         model.null_logit = mean_bias + cfg.null_logit * typical;
