@@ -308,11 +308,7 @@ impl Model {
         let c_n = n_classes;
         let n = xs.len().min(y.len());
         // Which labels each feature occurs with.
-        let mut pairs: Vec<(u32, u32, f32)> = Vec::new();
-        for (x, &c) in xs.iter().zip(y) {
-            pairs.extend(x.iter().map(|&(f, v)| (f, c, v)));
-        }
-        let pairs = merge_triplets(pairs);
+        let pairs = feature_label_sums(&xs[..n], &y[..n], dim, c_n);
         let mut count = vec![0u32; dim];
         for &(f, _, _) in &pairs {
             if let Some(k) = count.get_mut(f as usize) {
@@ -553,15 +549,48 @@ fn top_indices(z: &[f32], k: usize) -> Vec<u32> {
     best.into_iter().map(|(i, _)| i).collect()
 }
 
-/// Sorts `(feature, class, value)` triplets and sums duplicates.
-fn merge_triplets(mut trip: Vec<(u32, u32, f32)>) -> Vec<(u32, u32, f32)> {
-    trip.sort_unstable_by_key(|&(f, c, _)| (f, c));
-    let mut out: Vec<(u32, u32, f32)> = Vec::with_capacity(trip.len() / 2);
-    for (f, c, v) in trip {
-        match out.last_mut() {
-            Some(last) if last.0 == f && last.1 == c => last.2 += v,
-            _ => out.push((f, c, v)),
+/// The summed value of every feature in every label's examples, as `(feature, label, sum)`
+/// sorted by feature and then label, for the pairs that occur. Linear time: examples are bucketed
+/// by feature, and each feature's labels summed in a scratch row.
+fn feature_label_sums(xs: &[SparseVec], y: &[u32], dim: usize, c_n: usize) -> Vec<(u32, u32, f32)> {
+    let mut start = vec![0usize; dim + 1];
+    for x in xs {
+        for &(f, _) in x.iter().filter(|&&(f, _)| (f as usize) < dim) {
+            start[f as usize + 1] += 1;
         }
+    }
+    for f in 0..dim {
+        start[f + 1] += start[f];
+    }
+    let mut next = start.clone();
+    let mut by_feature = vec![(0u32, 0f32); start[dim]];
+    for (x, &c) in xs.iter().zip(y) {
+        for &(f, v) in x.iter().filter(|&&(f, _)| (f as usize) < dim) {
+            by_feature[next[f as usize]] = (c, v);
+            next[f as usize] += 1;
+        }
+    }
+    let mut sum: Vec<Option<f32>> = vec![None; c_n];
+    let mut seen: Vec<u32> = Vec::new();
+    let mut out = Vec::with_capacity(by_feature.len() / 2);
+    for f in 0..dim {
+        for &(c, v) in &by_feature[start[f]..start[f + 1]] {
+            let Some(acc) = sum.get_mut(c as usize) else { continue };
+            match acc {
+                Some(a) => *a += v,
+                None => {
+                    *acc = Some(v);
+                    seen.push(c);
+                }
+            }
+        }
+        seen.sort_unstable();
+        for &c in &seen {
+            if let Some(v) = sum[c as usize].take() {
+                out.push((f as u32, c, v));
+            }
+        }
+        seen.clear();
     }
     out
 }
@@ -569,6 +598,14 @@ fn merge_triplets(mut trip: Vec<(u32, u32, f32)>) -> Vec<(u32, u32, f32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn feature_label_sums_sum_each_pair_once_in_order() {
+        let xs: Vec<SparseVec> = vec![vec![(2, 0.5), (0, 1.0)], vec![(2, 0.25)], vec![(1, 2.0), (2, 1.0), (9, 4.0)], vec![(0, 3.0)]];
+        let y = [1, 1, 0, 1];
+        assert_eq!(feature_label_sums(&xs, &y, 3, 2), vec![(0, 1, 4.0), (1, 0, 2.0), (2, 0, 1.0), (2, 1, 0.75)]);
+        assert!(feature_label_sums(&[], &[], 3, 2).is_empty());
+    }
 
     #[test]
     fn top_indices_orders_and_breaks_ties() {
