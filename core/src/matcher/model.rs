@@ -11,12 +11,14 @@
 //!
 //! During training a feature seen with many labels has a dense row (one weight per label, added
 //! with a vectorisable loop) and a feature seen with few labels a sparse list of `(label, weight)`;
-//! when the whole matrix is small (a pack of a few dozen labels and up to a million weights) every
-//! row is dense, so every feature can also vote *against* labels. (On Banking77's 77 labels, rows
-//! only for features seen with at least 5 % of the labels score as well and train faster.) After training every row is centred on its median (a part all
-//! labels share, kept as one number per feature) and small deviations are pruned, at most
-//! `max_row` per feature, so scoring a message touches only a few weights per feature even with
-//! thousands of labels. Confidences are a softmax over the labels' logits plus a "none of these"
+//! when the whole matrix is small (up to a million weights, such as a pack of a dozen labels)
+//! every row is dense, so every feature can also vote *against* labels (on Banking77's 77 labels,
+//! dense rows only for features seen with at least 5 % of the labels score as well and train
+//! faster). The passes run through `pulp`'s run-time dispatch, so the row loops use AVX2 where the
+//! CPU has it (with the same arithmetic, so the same model). After training every row is centred
+//! on its median (a part all labels share, kept as one number per feature) and small deviations
+//! are pruned, at most `max_row` per feature, so scoring a message touches only a few weights per
+//! feature even with thousands of labels. Confidences are a softmax over the labels' logits plus a "none of these"
 //! logit, set relative to how far training examples rise above a featureless message, so that a
 //! message with little evidence for any label gets low confidence everywhere whatever the size
 //! of the pack.
