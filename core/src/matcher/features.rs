@@ -190,6 +190,17 @@ fn for_each_char_feature(cfg: &FeatConfig, t: &Token, chars: &mut Vec<char>, mut
     }
 }
 
+/// Appends the vocabulary ids of a token's own features (unigram and character n-grams).
+fn own_features(cfg: &FeatConfig, vocab: &HashMap<u64, u32, IdentityBuild>, t: &Token, chars: &mut Vec<char>, ids: &mut Vec<u32>) {
+    let mut push = |h: u64, _: u8| {
+        if let Some(&id) = vocab.get(&h) {
+            ids.push(id);
+        }
+    };
+    push(unigram(t), GROUP_WORD);
+    for_each_char_feature(cfg, t, chars, push);
+}
+
 /// A sparse feature vector: `(feature id, value)` sorted by id.
 pub(crate) type SparseVec = Vec<(u32, f32)>;
 
@@ -252,23 +263,10 @@ impl Featurizer {
                 continue;
             }
             let a = feat.token_feats.len() as u32;
-            let mut ids = std::mem::take(&mut feat.token_feats);
-            feat.own_features(t, &mut chars, &mut ids);
-            feat.token_feats = ids;
+            own_features(&feat.cfg, &feat.vocab, t, &mut chars, &mut feat.token_feats);
             feat.token_cache.insert(h, (a, feat.token_feats.len() as u32));
         }
         feat
-    }
-
-    /// Appends the vocabulary ids of a token's own features (unigram and character n-grams).
-    fn own_features(&self, t: &Token, chars: &mut Vec<char>, ids: &mut Vec<u32>) {
-        let mut push = |h: u64, _: u8| {
-            if let Some(&id) = self.vocab.get(&h) {
-                ids.push(id);
-            }
-        };
-        push(unigram(t), GROUP_WORD);
-        for_each_char_feature(&self.cfg, t, chars, push);
     }
 
     /// Number of features in the vocabulary.
@@ -310,7 +308,7 @@ impl Featurizer {
             let cached = if t.han { None } else { self.token_cache.get(&hash_str(&t.text)) };
             match cached {
                 Some(&(a, b)) => ids.extend_from_slice(&self.token_feats[a as usize..b as usize]),
-                None => self.own_features(t, &mut chars, &mut ids),
+                None => own_features(&self.cfg, &self.vocab, t, &mut chars, &mut ids),
             }
             for_each_pair_feature(&self.cfg, toks, i, |h, _| {
                 if let Some(&id) = self.vocab.get(&h) {
