@@ -292,7 +292,7 @@ impl Featurizer {
     /// Tokenises a message, replacing unknown words by their spelling correction.
     pub(crate) fn tokens_corrected(&self, text: &str) -> Vec<Token> {
         let mut toks = tokenize(&normalize(text));
-        for t in toks.iter_mut().filter(|t| !t.han && !self.token_cache.contains_key(&hash_str(&t.text))) {
+        for t in toks.iter_mut().filter(|t| !t.han) {
             if let Some(c) = self.speller.correct(&t.text) {
                 t.text = c.to_string();
             }

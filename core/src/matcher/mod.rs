@@ -5,7 +5,8 @@
 //! and without any downloaded weights: a TF-IDF vocabulary of word and character n-grams (Han
 //! characters as tokens, so Chinese needs no word segmentation), a spelling corrector for unknown
 //! words, and a sparse linear scorer per label (logistic regression plus a share of naive Bayes)
-//! whose outputs are turned into calibrated probabilities. [`Thresholds::decide`] turns a ranking into a [`Decision`].
+//! whose outputs are turned into calibrated probabilities. [`Thresholds::decide`] turns a ranking
+//! into a [`Decision`].
 
 pub mod lang;
 pub mod normalize;

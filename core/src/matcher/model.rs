@@ -18,10 +18,10 @@
 //! CPU has it (with the same arithmetic, so the same model). After training every row is centred
 //! on its median (a part all labels share, kept as one number per feature) and small deviations
 //! are pruned, at most `max_row` per feature, so scoring a message touches only a few weights per
-//! feature even with thousands of labels. Confidences are a softmax over the labels' logits plus a "none of these"
-//! logit, set relative to how far training examples rise above a featureless message, so that a
-//! message with little evidence for any label gets low confidence everywhere whatever the size
-//! of the pack.
+//! feature even with thousands of labels. Confidences are a softmax over the labels' logits plus a
+//! "none of these" logit, set relative to how far training examples rise above a featureless
+//! message, so that a message with little evidence for any label gets low confidence everywhere
+//! whatever the size of the pack.
 
 use super::features::SparseVec;
 
