@@ -50,6 +50,10 @@ async fn switchboard_run_serves_discord() {
     fake.dm(&ann, "human");
     let thread = fake::eventually("the ticket thread", TIMEOUT, || f.threads().first().cloned()).await;
     assert_eq!(thread.parent, STAFF_CHANNEL);
+    // An agent answers once the thread shows its summary: by then the bot knows the thread's
+    // ticket (it records the thread before it posts the summary).
+    let summary = fake::eventually("the summary embed", TIMEOUT, || f.posts(thread.id).first().cloned()).await;
+    assert!(!summary.embeds.is_empty(), "the thread starts with the summary embed");
     // The staff role from the environment is on the allowlist: a staff member's reply reaches ann.
     fake.say(thread.id, &FakeUser::new(7, "alice").with_role(STAFF_ROLE), "hello from alice");
     fake::eventually("the agent's reply", TIMEOUT, || f.posts(dm).into_iter().find(|p| p.text().contains("hello from alice"))).await;
