@@ -237,6 +237,28 @@ async fn money_not_received_collects_the_details_then_hands_off() {
 }
 
 #[tokio::test]
+async fn a_question_asked_while_details_are_collected_is_answered_and_the_details_kept() {
+    let h = memory();
+    h.say("c", "I sent money but it never arrived").await;
+    assert_eq!(h.say("c", "yesterday at 3pm").await.action, Action::Collect);
+    // Not an amount, but a question the bot answers: answered, then the amount is asked again.
+    let aside = h.say("c", "how do I close my account?").await;
+    assert_eq!((aside.action, aside.intent.as_deref()), (Action::Answer, Some("close_account")));
+    assert_eq!(aside.replies[0].text, answer(&okpay(), "close_account", Lang::En));
+    assert!(aside.replies.iter().all(|r| r.choices.is_empty()), "no follow-up buttons in place of the question");
+    let again = &aside.replies.last().unwrap().text;
+    assert!(again.starts_with(Phrase::Resume.text(Lang::En)) && again.contains("How much"), "{again}");
+    // Asking for a person in other words hands off with what was collected, even where the
+    // words could pass for the detail asked for (an amount has a digit).
+    let done = h.say("c", "can I please speak to a real person, it's been 3 days").await;
+    assert_eq!(done.action, Action::Handoff);
+    let t = h.engine.store().ticket(done.ticket_id.unwrap()).await.unwrap().unwrap();
+    assert_eq!(t.reason, HandoffReason::Intent("transfer_not_received".into()));
+    let fields: Vec<(&str, &str)> = t.fields.iter().map(|f| (f.name.as_str(), f.value.as_str())).collect();
+    assert_eq!(fields, vec![("time", "yesterday at 3pm")]);
+}
+
+#[tokio::test]
 async fn a_stolen_account_gets_the_steps_and_jumps_the_queue() {
     let h = memory();
     let normal = h.say("a", "human").await.ticket_id.unwrap();

@@ -147,6 +147,8 @@ pub const PAYLOAD_NONE: &str = "none";
 
 /// Intent id that greets (its follow-ups are the top topics offered by `/start`).
 pub const GREETING_INTENT: &str = "greeting";
+/// Intent id of asking for a person (its answer is the acknowledgement, its priority the ticket's).
+pub const HUMAN_INTENT: &str = "human_agent";
 
 /// Phrasings that always mean "let me talk to a person", after normalisation.
 const HUMAN_WORDS: &[&str] = &[
@@ -206,6 +208,8 @@ pub enum Phrase {
     InvalidField,
     /// Back with the bot after a ticket closed.
     BackToBot,
+    /// Back to the detail being collected, after answering a question asked meanwhile.
+    Resume,
 }
 
 impl Phrase {
@@ -233,6 +237,8 @@ impl Phrase {
             (TextOnly, Lang::En) => "Sorry, I can only read text messages. Please describe your question in words.",
             (InvalidField, Lang::Zh) => "这个格式好像不太对,请再试一次。",
             (InvalidField, Lang::En) => "That doesn't look quite right, please try again.",
+            (Resume, Lang::Zh) => "我们接着处理您刚才的问题:",
+            (Resume, Lang::En) => "Now, back to your earlier request:",
             (BackToBot, Lang::Zh) => "本次人工服务已结束,您现在回到了智能助手。还有其他问题可以随时问我。",
             (BackToBot, Lang::En) => {
                 "Our team has closed this conversation and you're back with the assistant. Ask me anything else at any time."
@@ -282,7 +288,20 @@ pub fn step(state: &DialogueState, lang: Lang, input: Input<'_>, ctx: &Ctx<'_>) 
             Input::Text(t) if is_human_request(t) => {
                 return handoff(out, it, fields.clone(), HandoffReason::Intent(it.id.clone()));
             }
-            Input::Text(t) => return collect(out, it, fields.clone(), *retries, t),
+            Input::Text(t) => {
+                // What does not look like the detail asked for but is confidently another
+                // intent is a new question, not a wrong answer; asking for a person never is an
+                // answer.
+                let looks_right = it.collect.get(fields.len()).is_none_or(|f| f.pattern.is_match(t.trim()));
+                let other = match ctx.thresholds.decide(&ctx.matcher.rank(t, 3)) {
+                    Decision::Answer(id) if id != it.id => ctx.pack.intent(&id),
+                    _ => None,
+                };
+                return match other {
+                    Some(o) if !looks_right || o.id == HUMAN_INTENT => digress(out, it, o, fields.clone(), *retries, ctx),
+                    _ => collect(out, it, fields.clone(), *retries, t),
+                };
+            }
             // A button pressed mid-collection: leave the collection and act on the button.
             Input::Choice(_) => {}
         }
@@ -348,7 +367,7 @@ fn fallback(mut out: Step) -> Step {
 
 fn human(out: Step, reason: HandoffReason, ctx: &Ctx<'_>) -> Step {
     // The pack's human_agent intent, if any, gives the acknowledgement and priority.
-    match ctx.pack.intent("human_agent") {
+    match ctx.pack.intent(HUMAN_INTENT) {
         Some(it) => {
             let mut out = out;
             if let Some(t) = it.text(out.lang) {
@@ -388,6 +407,29 @@ fn ask(mut out: Step, it: &Intent, fields: Vec<Field>, retries: u32) -> Step {
         out.replies.push(Reply::text(q));
     }
     out.state.pending = Pending::Collecting { intent: it.id.clone(), fields, retries };
+    out
+}
+
+/// A question asked while `current`'s details are being collected. Asking for a person hands
+/// off with what was collected; a question the bot answers itself is answered and the pending
+/// detail asked for again; any other intent (one that leads to a person) starts its own flow.
+fn digress(out: Step, current: &Intent, other: &Intent, fields: Vec<Field>, retries: u32, ctx: &Ctx<'_>) -> Step {
+    if other.id == HUMAN_INTENT {
+        return handoff(out, current, fields, HandoffReason::Intent(current.id.clone()));
+    }
+    if other.handoff != HandoffPolicy::Never {
+        return answer(out, other, ctx);
+    }
+    let lang = out.lang;
+    let mut out = answer(out, other, ctx);
+    // The answer's follow-up buttons would replace the pending question: leave them out.
+    out.replies.iter_mut().for_each(|r| r.choices.clear());
+    let mut out = ask(out, current, fields, retries);
+    if let Some(question) = out.replies.last_mut() {
+        question.text = format!("{} {}", Phrase::Resume.text(lang), question.text);
+    }
+    out.action = Action::Answer;
+    out.intent = Some(other.id.clone());
     out
 }
 
