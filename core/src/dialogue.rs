@@ -263,9 +263,23 @@ pub fn queue_position(queued: &[usize; 4], priority: Priority) -> usize {
     queued[priority as usize..].iter().sum::<usize>() + 1
 }
 
-/// The language to answer a text in: the text's own, else the platform's hint, else the conversation's.
+/// The language to answer a text in: the text's own, else the platform's hint, else the
+/// conversation's. A text tells its language by any Han character, or by English words of four
+/// letters or more in all: a transaction id (`TX12345`), an amount (`500 USD`) or a bare "ok"
+/// from a Chinese conversation does not turn it English.
 pub fn choose_lang(text: Option<&str>, hint: Option<&str>, current: Lang) -> Lang {
-    text.and_then(crate::matcher::lang::detect).or_else(|| hint.and_then(Lang::parse)).unwrap_or(current)
+    let own = text.and_then(crate::matcher::lang::detect).filter(|&l| l != Lang::En || text.is_some_and(has_english_words));
+    own.or_else(|| hint.and_then(Lang::parse)).unwrap_or(current)
+}
+
+/// Whether `text` has at least four Latin letters in words without digits.
+fn has_english_words(text: &str) -> bool {
+    let letters: usize = text
+        .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '\''))
+        .filter(|w| !w.chars().any(|c| c.is_numeric()))
+        .map(|w| w.chars().filter(|&c| crate::matcher::lang::is_latin(c)).count())
+        .sum();
+    letters >= 4
 }
 
 /// One step of the bot's side of a conversation it owns.
@@ -500,5 +514,12 @@ mod tests {
         assert_eq!(choose_lang(Some("12345"), Some("zh-hans"), Lang::En), Lang::Zh);
         assert_eq!(choose_lang(Some("12345"), None, Lang::Zh), Lang::Zh);
         assert_eq!(choose_lang(Some("hello"), Some("zh"), Lang::Zh), Lang::En);
+        // Codes, amounts and a bare "ok" keep a Chinese conversation Chinese.
+        for text in ["TX12345", "OKP-7731", "500 USD", "ok", "OK!"] {
+            assert_eq!(choose_lang(Some(text), None, Lang::Zh), Lang::Zh, "{text}");
+        }
+        assert_eq!(choose_lang(Some("ok thanks"), None, Lang::Zh), Lang::En);
+        assert_eq!(choose_lang(Some("hi"), None, Lang::En), Lang::En);
+        assert_eq!(choose_lang(Some("hi"), Some("zh"), Lang::En), Lang::Zh, "a platform hint beats a bare greeting");
     }
 }
