@@ -54,6 +54,8 @@ pub enum Action {
     Fallback,
     /// Asked for (or re-asked) a field.
     Collect,
+    /// Stopped collecting fields at the customer's word; no ticket.
+    Cancel,
     /// Opened a ticket.
     Handoff,
     /// A human owns the conversation; the message went to the ticket.
@@ -76,6 +78,7 @@ impl Action {
             Action::Clarify => "clarify",
             Action::Fallback => "fallback",
             Action::Collect => "collect",
+            Action::Cancel => "cancel",
             Action::Handoff => "handoff",
             Action::Silent => "silent",
             Action::Ignored => "ignored",
@@ -150,6 +153,40 @@ pub const GREETING_INTENT: &str = "greeting";
 /// Intent id of asking for a person (its answer is the acknowledgement, its priority the ticket's).
 pub const HUMAN_INTENT: &str = "human_agent";
 
+/// Intent id of saying goodbye (while details are collected, it also stops that).
+pub const GOODBYE_INTENT: &str = "goodbye";
+
+/// Phrasings that, while details are collected, mean "stop, I don't want this any more", after
+/// normalisation.
+const CANCEL_WORDS: &[&str] = &[
+    "算了",
+    "不用了",
+    "取消",
+    "不要了",
+    "没事了",
+    "先不用了",
+    "算了吧",
+    "不用了谢谢",
+    "沒事了",
+    "cancel",
+    "stop",
+    "never mind",
+    "nevermind",
+    "forget it",
+    "no thanks",
+    "not now",
+    "quit",
+    "exit",
+];
+
+/// Whether `text`, said while details are collected, calls the request off.
+pub fn is_cancel_request(text: &str) -> bool {
+    let n = normalize(text);
+    let n = n.trim_matches(|c: char| c.is_ascii_punctuation() || "!?。!?,,".contains(c) || c.is_whitespace());
+    let n = n.strip_prefix("ok ").or_else(|| n.strip_prefix("oh ")).unwrap_or(n);
+    CANCEL_WORDS.contains(&n)
+}
+
 /// Phrasings that always mean "let me talk to a person", after normalisation.
 const HUMAN_WORDS: &[&str] = &[
     "人工",
@@ -210,6 +247,8 @@ pub enum Phrase {
     BackToBot,
     /// Back to the detail being collected, after answering a question asked meanwhile.
     Resume,
+    /// Collecting details stopped at the customer's word.
+    Cancelled,
 }
 
 impl Phrase {
@@ -237,6 +276,8 @@ impl Phrase {
             (TextOnly, Lang::En) => "Sorry, I can only read text messages. Please describe your question in words.",
             (InvalidField, Lang::Zh) => "这个格式好像不太对,请再试一次。",
             (InvalidField, Lang::En) => "That doesn't look quite right, please try again.",
+            (Cancelled, Lang::Zh) => "好的,这个请求已经取消,不会转给客服。还有其他问题随时问我。",
+            (Cancelled, Lang::En) => "OK, I've called that off; nothing goes to our team. Ask me anything else whenever you like.",
             (Resume, Lang::Zh) => "我们接着处理您刚才的问题:",
             (Resume, Lang::En) => "Now, back to your earlier request:",
             (BackToBot, Lang::Zh) => "本次人工服务已结束,您现在回到了智能助手。还有其他问题可以随时问我。",
@@ -301,6 +342,13 @@ pub fn step(state: &DialogueState, lang: Lang, input: Input<'_>, ctx: &Ctx<'_>) 
         match input {
             Input::Text(t) if is_human_request(t) => {
                 return handoff(out, it, fields.clone(), HandoffReason::Intent(it.id.clone()));
+            }
+            Input::Text(t) if is_cancel_request(t) => {
+                out.state.pending = Pending::Nothing;
+                out.action = Action::Cancel;
+                out.intent = Some(it.id.clone());
+                out.replies.push(Reply::text(Phrase::Cancelled.text(lang)));
+                return out;
             }
             Input::Text(t) => {
                 // What does not look like the detail asked for but is confidently another
@@ -434,6 +482,11 @@ fn digress(out: Step, current: &Intent, other: &Intent, fields: Vec<Field>, retr
     if other.handoff != HandoffPolicy::Never {
         return answer(out, other, ctx);
     }
+    if other.id == GOODBYE_INTENT {
+        let mut out = out;
+        out.state.pending = Pending::Nothing;
+        return answer(out, other, ctx);
+    }
     let lang = out.lang;
     let mut out = answer(out, other, ctx);
     // The answer's follow-up buttons would replace the pending question: leave them out.
@@ -488,6 +541,16 @@ fn open(mut out: Step, reason: HandoffReason, priority: Priority, fields: Vec<Fi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cancel_words_are_recognised_and_questions_are_not() {
+        for t in ["算了", "不用了!", " Cancel ", "never mind.", "ok forget it", "取消"] {
+            assert!(is_cancel_request(t), "{t}");
+        }
+        for t in ["how do I cancel a transfer", "取消转账怎么操作", "stop payment on my card", ""] {
+            assert!(!is_cancel_request(t), "{t}");
+        }
+    }
 
     #[test]
     fn human_words_are_recognised_with_noise() {
