@@ -181,10 +181,15 @@ const CANCEL_WORDS: &[&str] = &[
 
 /// Whether `text`, said while details are collected, calls the request off.
 pub fn is_cancel_request(text: &str) -> bool {
-    let n = normalize(text);
-    let n = n.trim_matches(|c: char| c.is_ascii_punctuation() || "!?。!?,,".contains(c) || c.is_whitespace());
-    let n = n.strip_prefix("ok ").or_else(|| n.strip_prefix("oh ")).unwrap_or(n);
+    let n = bare(text);
+    let n = n.strip_prefix("ok ").or_else(|| n.strip_prefix("oh ")).unwrap_or(&n);
     CANCEL_WORDS.contains(&n)
+}
+
+/// `text` normalised, without surrounding spaces and punctuation: what set phrasings compare.
+fn bare(text: &str) -> String {
+    let n = normalize(text);
+    n.trim_matches(|c: char| c.is_ascii_punctuation() || "!?。!?,,".contains(c) || c.is_whitespace()).to_string()
 }
 
 /// Phrasings that always mean "let me talk to a person", after normalisation.
@@ -219,9 +224,8 @@ const HUMAN_WORDS: &[&str] = &[
 
 /// Whether `text` is an explicit request for a person.
 pub fn is_human_request(text: &str) -> bool {
-    let n = normalize(text);
-    let n = n.trim_matches(|c: char| c.is_ascii_punctuation() || "!?。!?,,".contains(c) || c.is_whitespace());
-    HUMAN_WORDS.contains(&n) || n.strip_prefix("please ").is_some_and(|r| HUMAN_WORDS.contains(&r))
+    let n = bare(text);
+    HUMAN_WORDS.contains(&n.as_str()) || n.strip_prefix("please ").is_some_and(|r| HUMAN_WORDS.contains(&r))
 }
 
 /// The bot's own sentences, in each language.
@@ -305,9 +309,9 @@ pub fn queue_position(queued: &[usize; 4], priority: Priority) -> usize {
 }
 
 /// The language to answer a text in: the text's own, else the platform's hint, else the
-/// conversation's. A text tells its language by any Han character, or by English words of four
-/// letters or more in all: a transaction id (`TX12345`), an amount (`500 USD`) or a bare "ok"
-/// from a Chinese conversation does not turn it English.
+/// conversation's. A text's own is told by its script ([`crate::matcher::lang::detect`]), but
+/// English only with English words of four letters or more in all: a transaction id
+/// (`TX12345`), an amount (`500 USD`) or a bare "ok" does not turn a Chinese conversation English.
 pub fn choose_lang(text: Option<&str>, hint: Option<&str>, current: Lang) -> Lang {
     let own = text.and_then(crate::matcher::lang::detect).filter(|&l| l != Lang::En || text.is_some_and(has_english_words));
     own.or_else(|| hint.and_then(Lang::parse)).unwrap_or(current)
@@ -473,8 +477,9 @@ fn ask(mut out: Step, it: &Intent, fields: Vec<Field>, retries: u32) -> Step {
 }
 
 /// A question asked while `current`'s details are being collected. Asking for a person hands
-/// off with what was collected; a question the bot answers itself is answered and the pending
-/// detail asked for again; any other intent (one that leads to a person) starts its own flow.
+/// off with what was collected; any other intent that leads to a person starts its own flow;
+/// goodbye ends the collection; any other question the bot answers itself is answered and the
+/// pending detail asked for again.
 fn digress(out: Step, current: &Intent, other: &Intent, fields: Vec<Field>, retries: u32, ctx: &Ctx<'_>) -> Step {
     if other.id == HUMAN_INTENT {
         return handoff(out, current, fields, HandoffReason::Intent(current.id.clone()));
