@@ -54,12 +54,12 @@ impl Threads {
         Ok(t)
     }
 
-    /// Records a ticket's new thread.
+    /// Records a ticket's new thread: at once in this process, so an agent's message in the thread
+    /// is relayed even if it arrives before (or without) the store's write, then in the store.
     pub async fn remember(&self, ticket: i64, thread: ChannelId) -> Result<(), StoreError> {
-        self.store.set_value(NS_THREAD, &ticket.to_string(), &thread.get().to_string()).await?;
-        self.store.set_value(NS_TICKET, &thread.get().to_string(), &ticket.to_string()).await?;
         self.by_thread.lock().unwrap_or_else(|p| p.into_inner()).insert(thread.get(), ticket);
-        Ok(())
+        self.store.set_value(NS_THREAD, &ticket.to_string(), &thread.get().to_string()).await?;
+        self.store.set_value(NS_TICKET, &thread.get().to_string(), &ticket.to_string()).await
     }
 
     /// Whether `step` (a namespace such as [`NS_SUMMARY`]) was done for the ticket.
@@ -70,5 +70,26 @@ impl Threads {
     /// Records that `step` was done for the ticket, so a retried notice does not repeat it.
     pub async fn mark_done(&self, step: &str, ticket: i64) -> Result<(), StoreError> {
         self.store.set_value(step, &ticket.to_string(), "done").await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_core::store::{Faulty, MemoryStore};
+
+    #[tokio::test]
+    async fn a_remembered_thread_is_known_here_even_when_storing_it_failed() {
+        let store = Arc::new(Faulty::new(MemoryStore::new()));
+        let threads = Threads::new(store.clone());
+        store.set_down(true);
+        assert!(threads.remember(7, ChannelId::new(900)).await.is_err(), "the store is down");
+        assert_eq!(threads.ticket_of(ChannelId::new(900)).await.ok().flatten(), Some(7));
+        store.set_down(false);
+        assert_eq!(threads.thread_of(7).await.ok().flatten(), None, "not stored: the notice's retry opens the thread again");
+        threads.remember(8, ChannelId::new(901)).await.expect("stored");
+        let fresh = Threads::new(store);
+        assert_eq!(fresh.ticket_of(ChannelId::new(901)).await.ok().flatten(), Some(8), "another instance finds it in the store");
+        assert_eq!(fresh.thread_of(8).await.ok().flatten(), Some(ChannelId::new(901)));
     }
 }
