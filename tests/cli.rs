@@ -80,9 +80,53 @@ fn intents_check_and_test_pass_on_the_shipped_pack() {
     let check = switchboard(dir.path(), &["intents", "check"], "");
     assert!(check.status.success(), "{check:?}");
     assert!(stdout(&check).contains("14 intents"), "{}", stdout(&check));
+    assert!(!stdout(&check).contains("warning"), "no phrasing of the shipped pack is taken for another intent: {}", stdout(&check));
     let test = switchboard(dir.path(), &["intents", "test"], "");
     assert!(test.status.success(), "{}", stdout(&test));
     assert!(stdout(&test).contains(" 0 failed"), "{}", stdout(&test));
+}
+
+#[test]
+fn intents_check_warns_about_a_phrasing_filed_under_the_wrong_intent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pack = dir.path().join("pack");
+    std::fs::create_dir(&pack).expect("mkdir");
+    std::fs::write(pack.join("pack.toml"), "name = \"x\"\nlanguages = [\"en\"]\n").expect("write");
+    let card = [
+        "my card is lost",
+        "I lost my card",
+        "where is my card",
+        "card missing",
+        "lost card help",
+        "my card was stolen",
+        "I can't find my card",
+        "card gone",
+    ];
+    let transfer = [
+        "my transfer failed",
+        "transfer did not go through",
+        "why did my transfer fail",
+        "failed transfer",
+        "transfer error",
+        "the transfer was declined",
+        "cannot send a transfer",
+        "transfer keeps failing",
+    ];
+    let intent = |id: &str, examples: &[&str]| {
+        let list = examples.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>().join(", ");
+        format!("id = \"{id}\"\n[en]\nlabel = \"{id}\"\nexamples = [{list}]\nanswer = \"{id} answer\"\n")
+    };
+    // Two transfer phrasings filed under the card intent by mistake.
+    let mut misfiled = card.to_vec();
+    misfiled.extend(["my transfer failed again", "the transfer failed twice"]);
+    std::fs::write(pack.join("card.toml"), intent("card", &misfiled)).expect("write");
+    std::fs::write(pack.join("transfer.toml"), intent("transfer", &transfer)).expect("write");
+    let pack_arg = pack.display().to_string();
+    let check = switchboard(dir.path(), &["intents", "check", &pack_arg], "");
+    assert!(check.status.success(), "warnings do not fail the check: {check:?}");
+    let out = stdout(&check);
+    assert!(out.contains("\"my transfer failed again\" (intent card) sits closer to transfer"), "{out}");
+    assert!(!out.contains("\"my card is lost\""), "{out}");
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use switchboard_core::Lang;
-use switchboard_core::matcher::{Example, Matcher};
+use switchboard_core::matcher::{Decision, Example, Matcher, Thresholds};
 use switchboard_core::pack::Pack;
 use switchboard_core::script;
 
@@ -14,7 +14,8 @@ use crate::config::{Config, load_pack};
 /// Pack commands.
 #[derive(Debug, clap::Subcommand)]
 pub enum IntentsCommand {
-    /// Validate a pack, and warn about phrasings that sit closer to another intent than to their own.
+    /// Validate a pack, and warn about phrasings that, left out of training, would be answered as
+    /// another intent or not offered among the "did you mean" choices.
     Check {
         /// The pack folder (default: the configured pack).
         dir: Option<PathBuf>,
@@ -39,7 +40,7 @@ pub async fn run(config: Config, cmd: IntentsCommand) -> anyhow::Result<ExitCode
             }
             let langs = per_lang.iter().map(|(l, n)| format!("{l}: {n}")).collect::<Vec<_>>().join(", ");
             println!("{}: {} intents, {} examples ({langs})", dir.display(), pack.intents.len(), pack.examples().len());
-            let warnings = closer_elsewhere(&pack, 10);
+            let warnings = closer_elsewhere(&pack, 10, config.matching);
             for w in &warnings {
                 println!("warning: {w}");
             }
@@ -66,9 +67,12 @@ pub async fn run(config: Config, cmd: IntentsCommand) -> anyhow::Result<ExitCode
     }
 }
 
-/// Each example is scored by a matcher trained without its fold; those that rank another intent
-/// first are reported with `file`, intent and the intent they look like.
-fn closer_elsewhere(pack: &Pack, folds: usize) -> Vec<String> {
+/// Each example is scored by a matcher trained without its fold. Those that rank another intent
+/// first are reported with `file`, intent and the intent they look like, when the bot would get a
+/// message like them wrong: answer it as the other intent, or ask "did you mean" without offering
+/// their own. A near tie whose choices include the right intent is left out: it is noise from one
+/// training run to the next, and the customer is offered the right answer anyway.
+fn closer_elsewhere(pack: &Pack, folds: usize, thresholds: Thresholds) -> Vec<String> {
     let examples: Vec<(Example, PathBuf)> = pack
         .intents
         .iter()
@@ -81,21 +85,23 @@ fn closer_elsewhere(pack: &Pack, folds: usize) -> Vec<String> {
         let train: Vec<Example> = examples.iter().enumerate().filter(|(i, _)| i % folds != k).map(|(_, (e, _))| e.clone()).collect();
         let m = Matcher::train(&train);
         for (e, file) in examples.iter().enumerate().filter(|(i, _)| i % folds == k).map(|(_, x)| x) {
-            let ranked = m.rank(&e.text, 2);
-            if let Some(top) = ranked.first()
-                && top.label != e.label
-            {
-                let own = m.rank(&e.text, m.labels().len()).into_iter().find(|s| s.label == e.label).map_or(0.0, |s| s.score);
-                out.push(format!(
-                    "{}: {:?} (intent {}) sits closer to {} ({:.2}) than to its own intent ({:.2})",
-                    file.display(),
-                    e.text,
-                    e.label,
-                    top.label,
-                    top.score,
-                    own
-                ));
-            }
+            let ranked = m.rank(&e.text, 3);
+            let Some(top) = ranked.first().filter(|top| top.label != e.label) else { continue };
+            let outcome = match thresholds.decide(&ranked) {
+                Decision::Answer(_) => "a message like it would be answered as that",
+                Decision::Clarify(ids) if !ids.contains(&e.label) => "its own intent would not be among the choices offered",
+                _ => continue,
+            };
+            let own = m.rank(&e.text, m.labels().len()).into_iter().find(|s| s.label == e.label).map_or(0.0, |s| s.score);
+            out.push(format!(
+                "{}: {:?} (intent {}) sits closer to {} ({:.2}) than to its own intent ({:.2}): {outcome}",
+                file.display(),
+                e.text,
+                e.label,
+                top.label,
+                top.score,
+                own
+            ));
         }
     }
     out
