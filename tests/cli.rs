@@ -70,8 +70,13 @@ fn chat_and_desk_make_a_full_handoff() {
     assert!(switchboard(d, &["desk", "close", "2"], "").status.success());
 
     // The interactive desk reads commands line by line.
-    let desk = switchboard(d, &["desk"], "queue\nclaim 99\nquit\n");
+    let desk = switchboard(d, &["desk"], "queue\nclaim 99\nhelp\nquit\n");
     assert!(stdout(&desk).contains("The queue is empty.") && stdout(&desk).contains("no ticket #99"), "{}", stdout(&desk));
+    assert!(
+        stdout(&desk).contains("note N text") && stdout(&desk).contains("the customer never sees"),
+        "help lists the commands: {}",
+        stdout(&desk)
+    );
 }
 
 #[test]

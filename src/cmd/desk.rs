@@ -86,11 +86,25 @@ impl DeskCommand {
             "close" => DeskCommand::Close { ticket: ticket(num)? },
             _ => {
                 return Err(format!(
-                    "unknown command {word:?}; try: queue, show N, claim N, reply N text, note N text, release N, close N, quit"
+                    "unknown command {word:?}; try: queue, show N, claim N, reply N text, note N text, release N, close N, help, quit"
                 ));
             }
         }))
     }
+}
+
+/// The interactive commands, one per line, each with its variant's doc comment.
+fn interactive_help() -> String {
+    use clap::Subcommand;
+    let cmd = DeskCommand::augment_subcommands(clap::Command::new("desk"));
+    let mut out = String::new();
+    for sc in cmd.get_subcommands() {
+        let args: Vec<&str> = sc.get_arguments().map(|a| if a.get_id() == "ticket" { "N" } else { "text" }).collect();
+        let usage = std::iter::once(sc.get_name()).chain(args).collect::<Vec<_>>().join(" ");
+        out.push_str(&format!("  {usage:<16} {}\n", sc.get_about().map(|a| a.to_string()).unwrap_or_default()));
+    }
+    out.push_str(&format!("  {:<16} {}\n", "quit", "Leave the desk (tickets stay as they are)"));
+    out
 }
 
 fn ago(at: i64) -> String {
@@ -183,7 +197,7 @@ pub async fn run(config: Config, args: DeskArgs) -> anyhow::Result<ExitCode> {
     }
 
     println!(
-        "Switchboard desk — you are {}. Commands: queue, show N, claim N, reply N text, note N text, release N, close N, quit.",
+        "Switchboard desk — you are {}. Commands: queue, show N, claim N, reply N text, note N text, release N, close N, help, quit.",
         actor.id
     );
     let watcher = tokio::spawn(watch(engine.clone(), actor.clone()));
@@ -191,6 +205,10 @@ pub async fn run(config: Config, args: DeskArgs) -> anyhow::Result<ExitCode> {
     while let Some(line) = lines.next_line().await? {
         if matches!(line.trim(), "quit" | "exit") {
             break;
+        }
+        if matches!(line.trim(), "help" | "?") {
+            print!("{}", interactive_help());
+            continue;
         }
         match DeskCommand::parse_line(&line) {
             Ok(None) => {}
