@@ -44,6 +44,10 @@ pub struct Config {
     pub discord: toml::Table,
     /// The HTTP server (health check, Telegram webhook), e.g. `"0.0.0.0:8080"`; none by default.
     pub http_listen: Option<std::net::SocketAddr>,
+    /// A customer writing while their ticket waits in the queue is told their place again at most
+    /// this often, in minutes (0: only when the ticket opens).
+    #[serde(default = "default_queue_reminder_minutes")]
+    pub queue_reminder_minutes: u64,
 }
 
 /// The agent allowlist.
@@ -69,6 +73,10 @@ fn default_allow() -> Vec<String> {
 
 fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
+}
+
+fn default_queue_reminder_minutes() -> u64 {
+    5
 }
 
 fn default_pack() -> PathBuf {
@@ -107,7 +115,13 @@ impl Config {
             let role = role.as_str().map_or_else(|| role.to_string(), str::to_string);
             agents.push(format!("discord-role:{role}"));
         }
-        EngineConfig { thresholds: self.matching, agents, desks, ..EngineConfig::default() }
+        EngineConfig {
+            thresholds: self.matching,
+            agents,
+            desks,
+            queue_reminder: std::time::Duration::from_secs(self.queue_reminder_minutes.saturating_mul(60)),
+            ..EngineConfig::default()
+        }
     }
 
     /// Loads the pack with the configured values applied. Refuses an invalid pack, saying why.

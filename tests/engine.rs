@@ -127,6 +127,33 @@ async fn asking_for_a_person_opens_a_ticket_and_the_bot_goes_silent() {
     let events = store.ticket_events(tid).await.unwrap();
     assert!(events.iter().any(|e| e.kind == TicketEventKind::CustomerMessage { text: "还在吗?我的账号被锁了".into() }));
     assert!(matches!(h.desk.take().as_slice(), [Recorded::Notice { notice: DeskNotice::CustomerMessage { .. }, .. }]));
+
+    // Still nobody on it five minutes later: the customer is reminded of their place, once.
+    let other = h.say("d", "human").await;
+    assert_eq!(other.action, Action::Handoff);
+    h.replies("d");
+    let waiting = h.say_later("c", "有人吗", 6).await;
+    assert_eq!((waiting.action, waiting.ticket_id), (Action::Waiting, Some(tid)));
+    let told = h.replies("c");
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].text.contains("第 1 位"), "{told:?}");
+    assert_eq!(h.say_later("c", "???", 7).await.action, Action::Silent, "not again within five minutes");
+    assert!(h.replies("c").is_empty());
+    let d = h.say_later("d", "hello? anyone there?", 12).await;
+    assert_eq!(d.action, Action::Waiting);
+    assert!(h.replies("d")[0].text.contains("number 2"), "behind the earlier ticket");
+    // Once an agent has it, the bot stays silent whatever the time.
+    h.engine.agent(&alice(), AgentCommand::Claim(tid)).await.unwrap();
+    h.engine.flush().await.unwrap();
+    h.replies("c");
+    assert_eq!(h.say_later("c", "还在吗", 60).await.action, Action::Silent);
+    assert!(h.replies("c").is_empty());
+    let events = store.ticket_events(tid).await.unwrap();
+    assert_eq!(
+        events.iter().filter(|e| matches!(e.kind, TicketEventKind::CustomerMessage { .. })).count(),
+        4,
+        "every message is on the ticket"
+    );
 }
 
 #[tokio::test]

@@ -17,6 +17,9 @@ pub struct DialogueState {
     pub fallbacks: u32,
     /// What the bot is waiting for.
     pub pending: Pending,
+    /// While the conversation waits in the queue: when the customer was last told their place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_told_at: Option<crate::types::Millis>,
 }
 
 /// What the bot's last message asked for.
@@ -60,6 +63,9 @@ pub enum Action {
     Handoff,
     /// A human owns the conversation; the message went to the ticket.
     Silent,
+    /// The message went to the ticket still waiting in the queue, and the customer was reminded
+    /// of their place in it (at most once per [`crate::engine::EngineConfig::queue_reminder`]).
+    Waiting,
     /// Empty or whitespace; nothing stored.
     Ignored,
     /// Already processed.
@@ -81,6 +87,7 @@ impl Action {
             Action::Cancel => "cancel",
             Action::Handoff => "handoff",
             Action::Silent => "silent",
+            Action::Waiting => "waiting",
             Action::Ignored => "ignored",
             Action::Duplicate => "duplicate",
             Action::TooLong => "too_long",
@@ -298,6 +305,16 @@ pub fn queued_text(lang: Lang, position: usize) -> String {
         Lang::Zh => format!("已为您转接人工客服,您目前排在第 {position} 位。请稍候,您在这里发送的消息都会转给客服人员。"),
         Lang::En => {
             format!("I've passed you to our support team; you are number {position} in the queue. Anything you write here goes to them.")
+        }
+    }
+}
+
+/// What a customer still waiting in the queue is told when they write again.
+pub fn still_queued_text(lang: Lang, position: usize) -> String {
+    match lang {
+        Lang::Zh => format!("您的消息已转给客服。目前还在排队,您排在第 {position} 位,客服会在这里回复您。"),
+        Lang::En => {
+            format!("Your message is with our support team. You're still in the queue, number {position}; a person will reply here.")
         }
     }
 }

@@ -78,6 +78,9 @@ pub struct EngineConfig {
     /// How long handled platform message ids are remembered to refuse redeliveries (platforms
     /// redeliver within minutes or hours; Telegram keeps updates for 24 hours).
     pub dedup_retention: Duration,
+    /// A customer who writes while their ticket waits in the queue is told their place again at
+    /// most this often (zero: never; they were told once when the ticket opened).
+    pub queue_reminder: Duration,
 }
 
 /// How often [`Engine::run_outbox`] also forgets old handled message ids.
@@ -92,6 +95,7 @@ impl Default for EngineConfig {
             retry: RetryPolicy::default(),
             summary_messages: 10,
             dedup_retention: Duration::from_secs(7 * 24 * 3600),
+            queue_reminder: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -281,7 +285,7 @@ impl Engine {
                 Ok(done) => {
                     self.wake.notify_one();
                     let ticket_id =
-                        if handled.action == Action::Handoff || handled.action == Action::Silent { done.ticket_id } else { None };
+                        if matches!(handled.action, Action::Handoff | Action::Silent | Action::Waiting) { done.ticket_id } else { None };
                     return Ok(Handled { ticket_id, ..handled });
                 }
                 Err(StoreError::Conflict(_)) => conflict_pause(attempt).await,
@@ -318,10 +322,24 @@ impl Engine {
         if conv.owner != Owner::Bot
             && let Some(tid) = conv.ticket_id
         {
-            let text = if too_long { format!("{stored} [cut at {MAX_MESSAGE_CHARS} characters]") } else { stored };
-            commit.events.push(TicketEventKind::CustomerMessage { text: text.clone() });
-            self.notify_desks(&mut commit, Some(tid), DeskNotice::CustomerMessage { text }, None);
-            let handled = Handled { action: Action::Silent, intent: None, lang: conv.lang, replies: vec![], ticket_id: Some(tid) };
+            let line = if too_long { format!("{stored} [cut at {MAX_MESSAGE_CHARS} characters]") } else { stored };
+            commit.events.push(TicketEventKind::CustomerMessage { text: line.clone() });
+            self.notify_desks(&mut commit, Some(tid), DeskNotice::CustomerMessage { text: line }, None);
+            let mut handled = Handled { action: Action::Silent, intent: None, lang: conv.lang, replies: vec![], ticket_id: Some(tid) };
+            // Still nobody on it: say so now and then, rather than leave the customer unanswered.
+            let reminder = i64::try_from(self.config.queue_reminder.as_millis()).unwrap_or(i64::MAX);
+            if conv.owner == Owner::Queue
+                && reminder > 0
+                && conv.state.queue_told_at.is_none_or(|told| at.saturating_sub(told) >= reminder)
+                && let Some(position) = self.store.tickets(&[TicketStatus::Queued]).await?.iter().position(|t| t.id == tid)
+            {
+                let lang = dialogue::choose_lang(text, inbound.lang_hint.as_deref(), conv.lang);
+                let reply = Reply::text(dialogue::still_queued_text(lang, position + 1));
+                commit.transcript.push((Author::Bot, reply.text.clone()));
+                commit.outbox.push(Outgoing::Customer { key: conv.key.clone(), reply: reply.clone(), ticket_id: None });
+                commit.conversation.state.queue_told_at = Some(at);
+                handled = Handled { action: Action::Waiting, lang, replies: vec![reply], ..handled };
+            }
             return Ok((commit, handled));
         }
 
@@ -340,6 +358,10 @@ impl Engine {
             step.replies.push(Reply::text(dialogue::queued_text(lang, position)));
         }
         commit.conversation.state = step.state.clone();
+        if step.handoff.is_some() {
+            // The handoff's reply tells the customer their place.
+            commit.conversation.state.queue_told_at = Some(at);
+        }
         for r in &step.replies {
             commit.transcript.push((Author::Bot, r.text.clone()));
             commit.outbox.push(Outgoing::Customer { key: conv.key.clone(), reply: r.clone(), ticket_id: None });

@@ -98,6 +98,15 @@ impl Harness {
         h
     }
 
+    /// The customer in `chat` types `text` `minutes` after the harness's clock started.
+    pub async fn say_later(&self, chat: &str, text: &str, minutes: i64) -> Handled {
+        let mut inbound = self.inbound(chat, Content::Text(text.into()));
+        inbound.at += minutes * 60_000;
+        let h = self.engine.handle(inbound).await.unwrap();
+        self.engine.flush().await.unwrap();
+        h
+    }
+
     /// The customer in `chat` presses the button with `payload`.
     pub async fn press(&self, chat: &str, payload: &str) -> Handled {
         let h = self.engine.handle(self.inbound(chat, Content::Choice(payload.into()))).await.unwrap();
