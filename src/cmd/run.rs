@@ -79,6 +79,10 @@ pub async fn run(config: Config, _args: RunArgs) -> anyhow::Result<ExitCode> {
     tasks.extend(super::run_discord::start(&engine, &config, shutdown.clone()).await?);
     if tasks.len() == adapters_before {
         tracing::warn!("no chat platform is configured: set TELEGRAM_BOT_TOKEN and/or DISCORD_TOKEN");
+    } else if config.engine().desks.is_empty() {
+        tracing::warn!(
+            "no agent desk on a chat platform (telegram.staff_chat_id, discord.staff_channel_id): tickets can be worked only with `switchboard desk` on this database"
+        );
     }
 
     tasks.push(tokio::spawn(crate::reload::watch(engine.clone(), config.clone(), shutdown.clone())));
