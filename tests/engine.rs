@@ -69,6 +69,17 @@ async fn a_button_press_answers_that_intent() {
 }
 
 #[tokio::test]
+async fn small_talk_is_never_offered_as_a_did_you_mean_choice() {
+    let h = memory();
+    // Between account security and goodbye: only the question is offered.
+    let r = h.say("c", "bye, is my account safe").await;
+    assert_eq!(r.action, Action::Clarify);
+    let payloads: Vec<&str> = r.replies[0].choices.iter().map(|c| c.payload.as_str()).collect();
+    assert_eq!(payloads, ["intent:account_security", "none"]);
+    assert!(okpay().intents.iter().filter(|it| it.small_talk).count() >= 4, "greeting, thanks, ok and goodbye are small talk");
+}
+
+#[tokio::test]
 async fn unclear_messages_fall_back_then_offer_a_person() {
     let h = memory();
     let first = h.say("c", "qwxz vbnm plkj").await;

@@ -411,9 +411,18 @@ pub fn step(state: &DialogueState, lang: Lang, input: Input<'_>, ctx: &Ctx<'_>) 
                     None => fallback(out),
                 },
                 Decision::Clarify(ids) => {
-                    let choices: Vec<Choice> = ids.iter().filter_map(|id| ctx.pack.intent(id)).map(|it| intent_choice(it, lang)).collect();
+                    let choices: Vec<Choice> = ids
+                        .iter()
+                        .filter_map(|id| ctx.pack.intent(id))
+                        .filter(|it| !it.small_talk)
+                        .map(|it| intent_choice(it, lang))
+                        .collect();
                     if choices.is_empty() {
-                        return fallback(out);
+                        // Only small talk came close ("thx bye"): its answer is harmless, give it.
+                        return match ids.first().and_then(|id| ctx.pack.intent(id)) {
+                            Some(it) if it.small_talk => answer(out, it, ctx),
+                            _ => fallback(out),
+                        };
                     }
                     let mut all = choices;
                     all.push(Choice { payload: PAYLOAD_NONE.into(), label: Phrase::NoneButton.text(lang).into() });

@@ -49,6 +49,9 @@ pub struct Intent {
     pub priority: Priority,
     /// Intents offered as quick replies after the answer.
     pub follow_ups: Vec<String>,
+    /// Small talk (hello, thanks, ok, bye): answered when matched, but never offered among the
+    /// "did you mean" choices, where it would crowd out the questions.
+    pub small_talk: bool,
     /// Text per language.
     pub text: BTreeMap<Lang, IntentText>,
     /// Fields to collect before handing off.
@@ -266,6 +269,7 @@ impl Pack {
                 handoff: parsed.handoff,
                 priority: parsed.priority,
                 follow_ups: parsed.follow_ups.iter().map(|f| f.get_ref().clone()).collect(),
+                small_talk: parsed.small_talk,
                 text,
                 collect,
                 file,
@@ -351,6 +355,8 @@ struct IntentFile {
     priority: Priority,
     #[serde(default)]
     follow_ups: Vec<Spanned<String>>,
+    #[serde(default)]
+    small_talk: bool,
     zh: Option<Spanned<LangFile>>,
     en: Option<Spanned<LangFile>>,
     #[serde(default)]
