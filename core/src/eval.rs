@@ -250,7 +250,7 @@ fn edit_word(w: &[char], rng: &mut Rng) -> Vec<char> {
 }
 
 /// Adds typos to a message: every run of four or more ASCII letters gets, with probability
-/// `rate`, one random edit ([`edit_word`]). Deterministic for a given `seed`.
+/// `rate`, one random edit (swap, drop, double or keyboard neighbour). Deterministic for a given `seed`.
 pub fn add_typos(text: &str, rate: f64, seed: u64) -> String {
     let mut rng = Rng::new(seed);
     let chars: Vec<char> = text.chars().collect();

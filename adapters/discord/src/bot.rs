@@ -3,7 +3,7 @@
 //! [`Inbound`]s, agents' messages in ticket threads become replies, slash commands become agent
 //! commands. serenity runs each event's handler as a task of its own, so events that arrive
 //! together (two quick messages from one customer) can reach the queue swapped; the worker
-//! gathers what arrives within [`REORDER_WINDOW`] and handles it in Discord's order, by snowflake
+//! gathers what arrives within `REORDER_WINDOW` and handles it in Discord's order, by snowflake
 //! id.
 
 use std::sync::Arc;
