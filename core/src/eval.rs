@@ -22,6 +22,8 @@ pub enum EvalError {
     Io(String),
     /// The CSV is malformed or lacks the text/label columns.
     Csv(String),
+    /// An experiment was asked for with arguments it cannot run with.
+    Invalid(String),
 }
 
 impl std::fmt::Display for EvalError {
@@ -29,6 +31,7 @@ impl std::fmt::Display for EvalError {
         match self {
             EvalError::Io(m) => write!(f, "i/o error: {m}"),
             EvalError::Csv(m) => write!(f, "bad CSV: {m}"),
+            EvalError::Invalid(m) => f.write_str(m),
         }
     }
 }
@@ -614,9 +617,30 @@ pub struct OutOfScope {
 
 /// Trains on all but `holdout` intents (chosen with `seed`) and measures how the out-of-scope
 /// messages are handled at the lowest answer threshold whose answered in-scope accuracy reaches
-/// `target`.
-pub fn out_of_scope(train: &[Example], test: &[Example], holdout: usize, seed: u64, t: Thresholds, target: f64) -> OutOfScope {
-    out_of_scope_with(train, test, holdout, seed, t, target, &TrainConfig::default())
+/// `target`. Refuses a `holdout` that leaves no intent out or none in, and a `target` outside
+/// (0, 1].
+pub fn out_of_scope(
+    train: &[Example],
+    test: &[Example],
+    holdout: usize,
+    seed: u64,
+    t: Thresholds,
+    target: f64,
+) -> Result<OutOfScope, EvalError> {
+    let mut labels: Vec<&str> = train.iter().chain(test).map(|e| e.label.as_str()).collect();
+    labels.sort_unstable();
+    labels.dedup();
+    if holdout == 0 || holdout >= labels.len() {
+        return Err(EvalError::Invalid(format!(
+            "holding out {holdout} of {} intents leaves none out or none in: it needs 1 ≤ N ≤ {}",
+            labels.len(),
+            labels.len().saturating_sub(1)
+        )));
+    }
+    if !(target > 0.0 && target <= 1.0) {
+        return Err(EvalError::Invalid(format!("the target answered accuracy {target} is not in (0, 1]")));
+    }
+    Ok(out_of_scope_with(train, test, holdout, seed, t, target, &TrainConfig::default()))
 }
 
 /// [`out_of_scope`] with explicit training knobs (for tuning on a development split).
@@ -888,8 +912,15 @@ mod tests {
     fn out_of_scope_runs() {
         let d = data();
         let (tr, dev) = stratified_split(&d, 0.3, 1);
-        let o = out_of_scope(&select(&d, &tr), &select(&d, &dev), 1, 1, Thresholds::default(), 0.97);
+        let (tr, dev) = (select(&d, &tr), select(&d, &dev));
+        let o = out_of_scope(&tr, &dev, 1, 1, Thresholds::default(), 0.97).expect("runs");
         assert_eq!(o.held_out.len(), 1);
+        let labels = d.iter().map(|e| e.label.as_str()).collect::<std::collections::BTreeSet<_>>().len();
+        for bad in [0, labels, labels + 5] {
+            let e = out_of_scope(&tr, &dev, bad, 1, Thresholds::default(), 0.97).expect_err("refused");
+            assert!(e.to_string().contains("1 ≤ N"), "{e}");
+        }
+        assert!(out_of_scope(&tr, &dev, 1, 1, Thresholds::default(), 97.0).is_err(), "a percentage is not a share");
         assert!(o.out_of_scope > 0);
         assert!((0.0..=1.0).contains(&o.oos_not_answered));
     }

@@ -132,10 +132,13 @@ pub fn run(args: &EvalArgs, thresholds: Thresholds) -> anyhow::Result<()> {
     let clean_m = eval::metrics(&clean, thresholds);
     let typos_m = args.typos.then(|| eval::metrics(&typos, thresholds));
     let drop = typos_m.as_ref().map(|t| (clean_m.accuracy - t.accuracy) * 100.0);
-    let oos = args.holdout_intents.map(|n| {
-        let (train, test) = &runs[0];
-        eval::out_of_scope(train, test, n, seed, thresholds, args.oos_target)
-    });
+    let oos = match args.holdout_intents {
+        Some(n) => {
+            let (train, test) = &runs[0];
+            Some(eval::out_of_scope(train, test, n, seed, thresholds, args.oos_target)?)
+        }
+        None => None,
+    };
     let report = Report {
         protocol,
         train_examples: train_n,
