@@ -11,7 +11,7 @@ use std::sync::Arc;
 use support::{Harness, alice, answer, bob, okpay};
 use switchboard_core::channel::Recorded;
 use switchboard_core::dialogue::{Action, PAYLOAD_HUMAN_FALLBACK, Phrase};
-use switchboard_core::engine::{AgentCommand, AgentOutcome};
+use switchboard_core::engine::{AgentCommand, AgentOutcome, Engine, EngineConfig};
 use switchboard_core::store::{MemoryStore, SqlStore, Store};
 use switchboard_core::types::{
     Actor, Author, Content, DeskNotice, HandoffReason, MAX_MESSAGE_CHARS, Owner, Priority, TicketEventKind, TicketStatus,
@@ -320,8 +320,8 @@ async fn handled_ids_are_remembered_for_the_retention_period_then_forgotten() {
     recent.at = switchboard_core::types::now_ms();
     assert_eq!(h.engine.handle(old.clone()).await.unwrap().action, Action::Answer);
     assert_eq!(h.engine.handle(recent.clone()).await.unwrap().action, Action::Answer);
-    assert_eq!(h.engine.housekeep().await.unwrap(), 1, "only the old id is forgotten");
-    assert_eq!(h.engine.housekeep().await.unwrap(), 0);
+    assert_eq!(h.engine.housekeep().await.unwrap().handled_ids, 1, "only the old id is forgotten");
+    assert_eq!(h.engine.housekeep().await.unwrap().handled_ids, 0);
     assert_eq!(h.engine.handle(recent).await.unwrap().action, Action::Duplicate, "a recent redelivery is still refused");
     assert_ne!(h.engine.handle(old).await.unwrap().action, Action::Duplicate, "the old id was forgotten");
 }
@@ -394,6 +394,18 @@ async fn failed_sends_are_retried_and_a_blocked_customer_is_recorded() {
     let events = h.engine.store().ticket_events(tid).await.unwrap();
     assert!(events.iter().any(|e| matches!(&e.kind, TicketEventKind::DeliveryFailed { .. })), "{events:?}");
     assert!(h.engine.store().outbox_pending().await.unwrap().is_empty(), "not retried forever");
+
+    // The undeliverable item is kept for inspection for the retention period, then forgotten.
+    assert_eq!(h.engine.housekeep().await.unwrap().failed_items, 0, "kept for 30 days");
+    let config = EngineConfig { failed_retention: std::time::Duration::ZERO, ..support::config() };
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    let later = Engine::new(h.engine.store().clone(), okpay(), config);
+    assert_eq!(later.housekeep().await.unwrap().failed_items, 1);
+    assert_eq!(later.housekeep().await.unwrap().failed_items, 0);
+    assert!(
+        h.engine.store().ticket_events(tid).await.unwrap().iter().any(|e| matches!(&e.kind, TicketEventKind::DeliveryFailed { .. })),
+        "the ticket keeps the record"
+    );
 }
 
 #[tokio::test]

@@ -81,6 +81,9 @@ pub struct EngineConfig {
     /// A customer who writes while their ticket waits in the queue is told their place again at
     /// most this often (zero: never; they were told once when the ticket opened).
     pub queue_reminder: Duration,
+    /// How long outbox items that could not be delivered are kept for inspection (each failure
+    /// is also on its ticket).
+    pub failed_retention: Duration,
 }
 
 /// How often [`Engine::run_outbox`] also forgets old handled message ids.
@@ -96,8 +99,18 @@ impl Default for EngineConfig {
             summary_messages: 10,
             dedup_retention: Duration::from_secs(7 * 24 * 3600),
             queue_reminder: Duration::from_secs(5 * 60),
+            failed_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
+}
+
+/// What [`Engine::housekeep`] forgot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Housekept {
+    /// Handled platform message ids past their retention.
+    pub handled_ids: u64,
+    /// Undeliverable outbox items past their retention.
+    pub failed_items: u64,
 }
 
 /// What the engine did with an inbound message.
@@ -652,7 +665,7 @@ impl Engine {
         let retry = &self.config.retry;
         let give_up = |reason: String| async move {
             tracing::warn!(item = item.id, target = %item.item.target(), %reason, "giving up on an outbox item");
-            self.store.outbox_fail(item.id, &reason).await?;
+            self.store.outbox_fail(item.id, &reason, now).await?;
             if let Outgoing::Customer { ticket_id: Some(tid), .. } = &item.item {
                 let mut outbox = Vec::new();
                 for desk in &self.config.desks {
@@ -684,11 +697,14 @@ impl Engine {
         }
     }
 
-    /// Forgets handled message ids older than [`EngineConfig::dedup_retention`], so the dedup
-    /// table does not grow forever. Returns how many were forgotten.
-    pub async fn housekeep(&self) -> Result<u64, EngineError> {
-        let keep = i64::try_from(self.config.dedup_retention.as_millis()).unwrap_or(i64::MAX);
-        Ok(self.store.prune_processed(now_ms().saturating_sub(keep)).await?)
+    /// Forgets handled message ids older than [`EngineConfig::dedup_retention`] and undeliverable
+    /// outbox items older than [`EngineConfig::failed_retention`], so neither table grows
+    /// forever. Says how many of each were forgotten.
+    pub async fn housekeep(&self) -> Result<Housekept, EngineError> {
+        let cutoff = |keep: Duration| now_ms().saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+        let handled_ids = self.store.prune_processed(cutoff(self.config.dedup_retention)).await?;
+        let failed_items = self.store.prune_failed_outbox(cutoff(self.config.failed_retention)).await?;
+        Ok(Housekept { handled_ids, failed_items })
     }
 
     /// Delivers until nothing is due right now (for tests and one-shot commands).
@@ -706,9 +722,13 @@ impl Engine {
             if tokio::time::Instant::now() >= housekeeping {
                 housekeeping += HOUSEKEEPING_EVERY;
                 match self.housekeep().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(forgotten = n, "forgot old handled message ids"),
-                    Err(e) => tracing::warn!(error = %e, "cannot prune handled message ids"),
+                    Ok(Housekept { handled_ids: 0, failed_items: 0 }) => {}
+                    Ok(h) => tracing::info!(
+                        handled_ids = h.handled_ids,
+                        failed_items = h.failed_items,
+                        "forgot old handled ids and failed items"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "cannot prune handled message ids and failed items"),
                 }
             }
             let busy = match self.deliver_due().await {

@@ -96,9 +96,13 @@ impl<S: Store> Store for Faulty<S> {
         self.check()?;
         self.inner.outbox_retry(id, attempts, due_at).await
     }
-    async fn outbox_fail(&self, id: i64, reason: &str) -> Result<(), StoreError> {
+    async fn outbox_fail(&self, id: i64, reason: &str, at: Millis) -> Result<(), StoreError> {
         self.check()?;
-        self.inner.outbox_fail(id, reason).await
+        self.inner.outbox_fail(id, reason, at).await
+    }
+    async fn prune_failed_outbox(&self, before: Millis) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.prune_failed_outbox(before).await
     }
     async fn outbox_pending(&self) -> Result<Vec<OutboxItem>, StoreError> {
         self.check()?;

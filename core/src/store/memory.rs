@@ -198,11 +198,19 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn outbox_fail(&self, id: i64, _reason: &str) -> Result<(), StoreError> {
-        if let Some((_, failed)) = self.lock().outbox.get_mut(&id) {
+    async fn outbox_fail(&self, id: i64, _reason: &str, at: Millis) -> Result<(), StoreError> {
+        if let Some((item, failed)) = self.lock().outbox.get_mut(&id) {
             *failed = true;
+            item.due_at = at;
         }
         Ok(())
+    }
+
+    async fn prune_failed_outbox(&self, before: Millis) -> Result<u64, StoreError> {
+        let mut g = self.lock();
+        let n = g.outbox.len();
+        g.outbox.retain(|_, (item, failed)| !*failed || item.due_at >= before);
+        Ok((n - g.outbox.len()) as u64)
     }
 
     async fn outbox_pending(&self) -> Result<Vec<OutboxItem>, StoreError> {

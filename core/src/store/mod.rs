@@ -126,8 +126,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn outbox_done(&self, id: i64) -> Result<(), StoreError>;
     /// Schedules another attempt.
     async fn outbox_retry(&self, id: i64, attempts: i64, due_at: Millis) -> Result<(), StoreError>;
-    /// Gives up on an item; it stays stored, marked failed, for inspection.
-    async fn outbox_fail(&self, id: i64, reason: &str) -> Result<(), StoreError>;
+    /// Gives up on an item at `at`; it stays stored, marked failed (dated `at`), for inspection.
+    async fn outbox_fail(&self, id: i64, reason: &str, at: Millis) -> Result<(), StoreError>;
+    /// Forgets items that failed before `before` (the ticket keeps a record of each failure);
+    /// returns how many were removed. Pending items are never touched.
+    async fn prune_failed_outbox(&self, before: Millis) -> Result<u64, StoreError>;
     /// Items not yet delivered (pending, including leased), for status displays and tests.
     async fn outbox_pending(&self) -> Result<Vec<OutboxItem>, StoreError>;
     /// For each of `destinations` ([`Outgoing::destination`]), the id and due time of its oldest

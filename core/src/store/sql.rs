@@ -479,9 +479,20 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn outbox_fail(&self, id: i64, reason: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET status = 'failed', error = $1 WHERE id = $2").bind(reason).bind(id).execute(&self.pool).await?;
+    async fn outbox_fail(&self, id: i64, reason: &str, at: Millis) -> Result<(), StoreError> {
+        // A failed item's due time is when it failed: what pruning goes by.
+        sqlx::query("UPDATE outbox SET status = 'failed', error = $1, due_at = $2 WHERE id = $3")
+            .bind(reason)
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
+    }
+
+    async fn prune_failed_outbox(&self, before: Millis) -> Result<u64, StoreError> {
+        let q = "DELETE FROM outbox WHERE status = 'failed' AND due_at < $1";
+        Ok(sqlx::query(q).bind(before).execute(&self.pool).await?.rows_affected())
     }
 
     async fn outbox_pending(&self) -> Result<Vec<OutboxItem>, StoreError> {

@@ -61,6 +61,32 @@ pub async fn run_all(store: &dyn Store) {
     outbox_heads_are_each_destinations_oldest_pending(store).await;
     processed_ids_are_marked_and_pruned(store).await;
     values_round_trip(store).await;
+    failed_outbox_items_are_pruned_after_their_retention(store).await;
+}
+
+async fn failed_outbox_items_are_pruned_after_their_retention(store: &dyn Store) {
+    // Earlier steps of the suite left failed items, all due long before 40 s.
+    store.prune_failed_outbox(40_000).await.unwrap();
+    let c = store.open_conversation(new_conv("pruned")).await.unwrap();
+    let mut commit = Commit::new(c.clone(), 1_000);
+    for text in ["kept waiting", "given up"] {
+        commit.outbox.push(Outgoing::Customer { key: c.key.clone(), reply: Reply::text(text), ticket_id: None });
+    }
+    store.commit(commit).await.unwrap();
+    let targets = vec!["test".to_string()];
+    let claimed = store.claim_outbox(&targets, 50_000, 10, 5_000).await.unwrap();
+    let mine: Vec<_> = claimed.iter().filter(|i| matches!(&i.item, Outgoing::Customer { key, .. } if *key == c.key)).collect();
+    assert_eq!(mine.len(), 2);
+    store.outbox_retry(mine[0].id, 1, 1_000).await.unwrap();
+    store.outbox_fail(mine[1].id, "blocked", 52_000).await.unwrap();
+    assert_eq!(store.prune_failed_outbox(52_000).await.unwrap(), 0, "it failed at 52 s: kept until then");
+    assert_eq!(store.prune_failed_outbox(52_001).await.unwrap(), 1);
+    assert_eq!(store.prune_failed_outbox(i64::MAX).await.unwrap(), 0, "pending items are never pruned, however old");
+    assert!(store.outbox_pending().await.unwrap().iter().any(|i| i.id == mine[0].id));
+    for other in claimed.iter().filter(|i| !mine.iter().any(|m| m.id == i.id)) {
+        store.outbox_done(other.id).await.unwrap();
+    }
+    store.outbox_done(mine[0].id).await.unwrap();
 }
 
 async fn conversations_are_created_once(store: &dyn Store) {
@@ -206,7 +232,7 @@ async fn outbox_lease_retry_and_failure(store: &dyn Store) {
     assert_eq!(rest.len(), 1, "leased items are hidden from other claimers");
     store.outbox_done(claimed[0].id).await.unwrap();
     store.outbox_retry(claimed[1].id, 1, 2_000).await.unwrap();
-    store.outbox_fail(rest[0].id, "blocked").await.unwrap();
+    store.outbox_fail(rest[0].id, "blocked", 1_000).await.unwrap();
     let pending: Vec<_> = store.outbox_pending().await.unwrap().into_iter().filter(|i| i.item.target() == "test").collect();
     assert_eq!(pending.len(), 1, "done and failed items are no longer pending");
     assert_eq!(pending[0].attempts, 1);
@@ -254,7 +280,7 @@ async fn outbox_heads_are_each_destinations_oldest_pending(store: &dyn Store) {
     assert!(!heads.contains_key("test/hb"));
     store.outbox_retry(a1, 1, 9_000).await.unwrap();
     assert_eq!(store.outbox_heads(&dests, &[a2]).await.unwrap().get("test/ha"), Some(&(a1, 9_000)), "with its new due time");
-    store.outbox_fail(a1, "blocked").await.unwrap();
+    store.outbox_fail(a1, "blocked", 1_000).await.unwrap();
     assert_eq!(store.outbox_heads(&dests, &[]).await.unwrap().get("test/ha"), Some(&(a2, 5_000)), "failed items do not hold the line");
     assert_eq!(store.outbox_heads(&["desk:staff/7".to_string()], &[]).await.unwrap().get("desk:staff/7"), Some(&(desk, 5_000)));
     assert!(store.outbox_heads(&[], &[a2]).await.unwrap().is_empty());
