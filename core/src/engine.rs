@@ -86,7 +86,7 @@ pub struct EngineConfig {
     pub failed_retention: Duration,
 }
 
-/// How often [`Engine::run_outbox`] also forgets old handled message ids.
+/// How often [`Engine::run_outbox`] also forgets old handled message ids and failed items.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 
 impl Default for EngineConfig {
