@@ -63,6 +63,13 @@ proptest! {
                 let got = h.engine.handle(h.inbound("p", Content::Text(t.clone()))).await;
                 assert!(got.is_ok(), "{got:?}");
             }
+            // The same while the bot collects a ticket's details (side questions, calling off).
+            let opened = h.engine.handle(h.inbound("q", Content::Text("I sent money but it never arrived".into()))).await.unwrap();
+            assert_eq!(opened.action.as_str(), "collect");
+            for t in &texts {
+                let got = h.engine.handle(h.inbound("q", Content::Text(t.clone()))).await;
+                assert!(got.is_ok(), "{got:?}");
+            }
             h.engine.flush().await.unwrap();
         });
     }
