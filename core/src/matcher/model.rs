@@ -172,6 +172,8 @@ pub(crate) struct Model {
     null_logit: f32,
     /// Per-label weight of a message's total feature mass (the naive Bayes normaliser).
     mass: Vec<f32>,
+    /// The CPU's widest SIMD instruction set, detected once when training rather than per message.
+    arch: pulp::Arch,
 }
 
 /// A tiny deterministic generator for the example order.
@@ -345,7 +347,8 @@ impl Model {
         let epochs = cfg.epochs.min(cfg.max_steps / n.max(1)).max(2.min(cfg.epochs)).max(cfg.min_steps.div_ceil(n.max(1)));
         // The passes run in a version compiled for the widest SIMD instructions this CPU has
         // (detected at run time), so that the row updates are vectorised as far as it allows.
-        pulp::Arch::new().dispatch(Sgd { xs, y, n, c_n, epochs, cfg, w: &mut w, bias: &mut bias, s: &mut s });
+        let arch = pulp::Arch::new();
+        arch.dispatch(Sgd { xs, y, n, c_n, epochs, cfg, w: &mut w, bias: &mut bias, s: &mut s });
         w.dense.iter_mut().chain(w.sp_w.iter_mut()).for_each(|v| *v *= s);
         // Naive Bayes: label c's log-likelihood of x is Σ_f x_f ln((N_cf + α) / (N_c + αV)) with
         // N_cf the summed value of feature f in c's examples and N_c = Σ_f N_cf. Split as
@@ -398,7 +401,8 @@ impl Model {
             *m /= o.max(1) as f32;
         }
         let mean_bias = if c_n == 0 { 0.0 } else { bias.iter().sum::<f32>() / c_n as f32 };
-        let mut model = Model { weights: prune(w, &mean_x, cfg.prune, cfg.max_row), bias, scale: cfg.scale, null_logit: mean_bias, mass };
+        let mut model =
+            Model { weights: prune(w, &mean_x, cfg.prune, cfg.max_row), bias, scale: cfg.scale, null_logit: mean_bias, mass, arch };
         // How far above a featureless message the true label's logit typically is on the training
         // examples: the unit in which the "none of these" logit is set, so that its meaning does
         // not depend on the size of the pack.
@@ -449,7 +453,7 @@ impl Model {
         // Labels' logits are `z + shared`; compare the null outcome on the same footing.
         let null = (self.null_logit - shared) * self.scale;
         let max = z.iter().fold(null, |m, &s| m.max(s * self.scale));
-        let sum = (null - max).exp() + pulp::Arch::new().dispatch(ExpSum { z: &z, scale: self.scale, max });
+        let sum = (null - max).exp() + self.arch.dispatch(ExpSum { z: &z, scale: self.scale, max });
         top_indices(&z, k)
             .into_iter()
             .map(|c| {
