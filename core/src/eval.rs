@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::matcher::lang::{self, Lang};
-use crate::matcher::{Decision, Example, Matcher, Scored, Thresholds, TrainConfig};
+use crate::matcher::{Decision, Example, Matcher, Scored, Thresholds};
 
 /// Errors from loading or writing evaluation data.
 #[derive(Debug)]
@@ -627,9 +627,12 @@ pub fn out_of_scope(
     t: Thresholds,
     target: f64,
 ) -> Result<OutOfScope, EvalError> {
-    let mut labels: Vec<&str> = train.iter().chain(test).map(|e| e.label.as_str()).collect();
-    labels.sort_unstable();
-    labels.dedup();
+    let mut labels: Vec<String> = Vec::new();
+    for e in train.iter().chain(test) {
+        if !labels.contains(&e.label) {
+            labels.push(e.label.clone());
+        }
+    }
     if holdout == 0 || holdout >= labels.len() {
         return Err(EvalError::Invalid(format!(
             "holding out {holdout} of {} intents leaves none out or none in: it needs 1 ≤ N ≤ {}",
@@ -640,26 +643,6 @@ pub fn out_of_scope(
     if !(target > 0.0 && target <= 1.0) {
         return Err(EvalError::Invalid(format!("the target answered accuracy {target} is not in (0, 1]")));
     }
-    Ok(out_of_scope_with(train, test, holdout, seed, t, target, &TrainConfig::default()))
-}
-
-/// [`out_of_scope`] with explicit training knobs (for tuning on a development split).
-#[doc(hidden)]
-pub fn out_of_scope_with(
-    train: &[Example],
-    test: &[Example],
-    holdout: usize,
-    seed: u64,
-    t: Thresholds,
-    target: f64,
-    cfg: &TrainConfig,
-) -> OutOfScope {
-    let mut labels: Vec<String> = Vec::new();
-    for e in train.iter().chain(test) {
-        if !labels.contains(&e.label) {
-            labels.push(e.label.clone());
-        }
-    }
     let mut rng = Rng::new(seed ^ 0x005C_0DE0);
     rng.shuffle(&mut labels);
     let held: Vec<String> = labels.into_iter().take(holdout).collect();
@@ -667,7 +650,7 @@ pub fn out_of_scope_with(
     let tr: Vec<Example> = train.iter().filter(|e| !is_held(e)).cloned().collect();
     let ins: Vec<Example> = test.iter().filter(|e| !is_held(e)).cloned().collect();
     let oos: Vec<Example> = train.iter().chain(test).filter(|e| is_held(e)).cloned().collect();
-    let m = Matcher::train_with(&tr, cfg);
+    let m = Matcher::train(&tr);
     let pin = predict(&m, &ins);
     let pout = predict(&m, &oos);
     // Candidate thresholds: every distinct top score, from high to low.
@@ -686,7 +669,7 @@ pub fn out_of_scope_with(
     let th = Thresholds { answer: best.0, clarify: t.clarify.min(best.0), margin: t.margin };
     let dout = decision_split(&pout, th);
     let n = pout.len();
-    OutOfScope {
+    Ok(OutOfScope {
         held_out: held.clone(),
         in_scope: pin.len(),
         out_of_scope: n,
@@ -698,7 +681,7 @@ pub fn out_of_scope_with(
         oos_clarified: ratio(dout.clarified, n),
         oos_fallback: ratio(dout.fallback, n),
         oos_not_answered: ratio(dout.clarified + dout.fallback, n),
-    }
+    })
 }
 
 /// Everything `switchboard eval` reports.
