@@ -12,6 +12,7 @@ use support::{Harness, alice, answer, bob, okpay};
 use switchboard_core::channel::Recorded;
 use switchboard_core::dialogue::{Action, PAYLOAD_HUMAN_FALLBACK, Phrase};
 use switchboard_core::engine::{AgentCommand, AgentOutcome, Engine, EngineConfig};
+use switchboard_core::pack::Pack;
 use switchboard_core::store::{MemoryStore, SqlStore, Store};
 use switchboard_core::types::{
     Actor, Author, Content, DeskNotice, HandoffReason, MAX_MESSAGE_CHARS, Owner, Priority, TicketEventKind, TicketStatus,
@@ -294,6 +295,69 @@ async fn a_question_asked_while_details_are_collected_is_answered_and_the_detail
     assert_eq!(t.reason, HandoffReason::Intent("transfer_not_received".into()));
     let fields: Vec<(&str, &str)> = t.fields.iter().map(|f| (f.name.as_str(), f.value.as_str())).collect();
     assert_eq!(fields, vec![("time", "yesterday at 3pm")]);
+}
+
+#[tokio::test]
+async fn a_switch_to_a_flow_that_leads_to_a_person_keeps_the_details_collected() {
+    let h = memory();
+    h.say("c", "I sent money but it never arrived").await;
+    h.say("c", "yesterday at 3pm").await;
+    h.say("c", "200 USD").await;
+    let stolen = h.say("c", "wait, someone hacked my account and changed my password!").await;
+    assert_eq!((stolen.action, stolen.intent.as_deref()), (Action::Handoff, Some("account_stolen")));
+    let t = h.engine.store().ticket(stolen.ticket_id.unwrap()).await.unwrap().unwrap();
+    assert_eq!((t.reason, t.priority), (HandoffReason::Intent("account_stolen".into()), Priority::Urgent));
+    let fields: Vec<(&str, &str)> = t.fields.iter().map(|f| (f.name.as_str(), f.value.as_str())).collect();
+    assert_eq!(fields, vec![("time", "yesterday at 3pm"), ("amount", "200 USD")]);
+}
+
+#[tokio::test]
+async fn a_detail_the_new_flow_also_needs_is_not_asked_again() {
+    // A pack whose stolen-account flow asks when it happened and how to call the customer back.
+    let dir = tempfile::tempdir().unwrap();
+    support::copy_pack(dir.path());
+    let file = dir.path().join("account_stolen.toml");
+    let mut src = std::fs::read_to_string(&file).unwrap();
+    src.push_str(
+        "\n[[collect]]\nname = \"time\"\npattern = '[0-9]'\nen = \"When did it happen?\"\nzh = \"什么时候发生的?\"\n\
+         \n[[collect]]\nname = \"phone\"\npattern = '[0-9]{6,}'\nen = \"Which phone number can we call you on?\"\nzh = \"我们打哪个电话联系您?\"\n",
+    );
+    std::fs::write(&file, src).unwrap();
+    let h = Harness::with_pack(Arc::new(MemoryStore::new()), Pack::load(dir.path()).unwrap());
+    h.say("c", "I sent money but it never arrived").await;
+    h.say("c", "yesterday at 3pm").await;
+    let stolen = h.say("c", "wait, someone hacked my account and changed my password!").await;
+    assert_eq!((stolen.action, stolen.intent.as_deref()), (Action::Collect, Some("account_stolen")));
+    assert!(h.replies("c").last().unwrap().text.contains("phone number"), "the time is known already");
+    let done = h.say("c", "0123456789").await;
+    assert_eq!(done.action, Action::Handoff);
+    let t = h.engine.store().ticket(done.ticket_id.unwrap()).await.unwrap().unwrap();
+    let fields: Vec<(&str, &str)> = t.fields.iter().map(|f| (f.name.as_str(), f.value.as_str())).collect();
+    assert_eq!(fields, vec![("time", "yesterday at 3pm"), ("phone", "0123456789")]);
+}
+
+#[tokio::test]
+async fn an_earlier_button_pressed_while_details_are_collected_keeps_them() {
+    let h = memory();
+    let pending = h.say("c", "my transfer has been pending for days").await;
+    assert_eq!(pending.intent.as_deref(), Some("transfer_pending"));
+    let buttons = h.replies("c").pop().unwrap().choices;
+    let payload = |id: &str| buttons.iter().find(|c| c.payload.ends_with(id)).unwrap().payload.clone();
+    assert_eq!(h.press("c", &payload("transfer_not_received")).await.action, Action::Collect);
+    h.say("c", "yesterday at 3pm").await;
+    h.replies("c");
+    // The same message's "Contact support" button, pressed now: answered, then the amount again.
+    let aside = h.press("c", &payload("contact_support")).await;
+    assert_eq!((aside.action, aside.intent.as_deref()), (Action::Answer, Some("contact_support")));
+    let replies = h.replies("c");
+    assert_eq!(replies[0].text, answer(&okpay(), "contact_support", Lang::En));
+    assert!(replies.last().unwrap().text.contains("How much"), "{replies:?}");
+    // "Talk to a person" from an earlier fallback hands off with what was collected.
+    let done = h.press("c", PAYLOAD_HUMAN_FALLBACK).await;
+    assert_eq!(done.action, Action::Handoff);
+    let t = h.engine.store().ticket(done.ticket_id.unwrap()).await.unwrap().unwrap();
+    assert_eq!(t.reason, HandoffReason::Intent("transfer_not_received".into()));
+    assert_eq!(t.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), vec!["time"]);
 }
 
 #[tokio::test]

@@ -8,19 +8,11 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::{Harness, pack_dir};
+use support::{Harness, copy_pack};
 use switchboard_core::Lang;
 use switchboard_core::pack::Pack;
 use switchboard_core::reload::PackWatcher;
 use switchboard_core::store::MemoryStore;
-
-fn copy_pack(to: &std::path::Path) {
-    for e in std::fs::read_dir(pack_dir()).unwrap().flatten() {
-        if e.path().is_file() {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
 
 async fn eventually(mut f: impl FnMut() -> bool) -> bool {
     for _ in 0..200 {

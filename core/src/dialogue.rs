@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::Lang;
 use crate::matcher::normalize::normalize;
 use crate::matcher::{Decision, Matcher, Thresholds};
-use crate::pack::{Intent, Pack};
+use crate::pack::{CollectField, Intent, Pack};
 use crate::types::{Choice, Field, HandoffPolicy, HandoffReason, Priority, Reply};
 
 /// Where the bot is in a conversation it owns. Persisted with the conversation.
@@ -375,7 +375,7 @@ pub fn step(state: &DialogueState, lang: Lang, input: Input<'_>, ctx: &Ctx<'_>) 
                 // What does not look like the detail asked for but is confidently another
                 // intent is a new question, not a wrong answer; asking for a person never is an
                 // answer.
-                let looks_right = it.collect.get(fields.len()).is_none_or(|f| f.pattern.is_match(t.trim()));
+                let looks_right = next_field(it, fields).is_none_or(|f| f.pattern.is_match(t.trim()));
                 let other = match ctx.thresholds.decide(&ctx.matcher.rank(t, 3)) {
                     Decision::Answer(id) if id != it.id => ctx.pack.intent(&id),
                     _ => None,
@@ -385,8 +385,19 @@ pub fn step(state: &DialogueState, lang: Lang, input: Input<'_>, ctx: &Ctx<'_>) 
                     _ => collect(out, it, fields.clone(), *retries, t),
                 };
             }
-            // A button pressed mid-collection: leave the collection and act on the button.
-            Input::Choice(_) => {}
+            // A button still on screen from an earlier reply, pressed mid-collection: the same
+            // rules as a typed question, so the details collected are not dropped.
+            Input::Choice(p) if p == PAYLOAD_HUMAN || p == PAYLOAD_HUMAN_FALLBACK => {
+                return handoff(out, it, fields.clone(), HandoffReason::Intent(it.id.clone()));
+            }
+            Input::Choice(p) => {
+                let id = if p == PAYLOAD_START { Some(GREETING_INTENT) } else { p.strip_prefix(PAYLOAD_INTENT) };
+                return match id.and_then(|id| ctx.pack.intent(id)) {
+                    Some(o) if o.id != it.id => digress(out, it, o, fields.clone(), *retries, ctx),
+                    // Its own button, "none of these" or a stale payload: ask for the detail again.
+                    _ => ask(out, it, fields.clone(), *retries),
+                };
+            }
         }
     }
     out.state.pending = Pending::Nothing;
@@ -487,14 +498,34 @@ fn answer(mut out: Step, it: &Intent, ctx: &Ctx<'_>) -> Step {
         return out;
     }
     out.replies.push(Reply::text(text));
-    if it.collect.is_empty() { handoff(out, it, Vec::new(), HandoffReason::Intent(it.id.clone())) } else { ask(out, it, Vec::new(), 0) }
+    collect_or_handoff(out, it, Vec::new())
+}
+
+/// Answers `it`, an intent that leads to a person, starting its flow with `fields` already known.
+fn start(mut out: Step, it: &Intent, fields: Vec<Field>, ctx: &Ctx<'_>) -> Step {
+    out.state.fallbacks = 0;
+    out.action = Action::Answer;
+    if let Some(t) = it.text(out.lang) {
+        out.replies.push(Reply::text(ctx.pack.render(&t.answer)));
+    }
+    collect_or_handoff(out, it, fields)
+}
+
+/// Asks for `it`'s next missing detail, or opens its ticket when none is missing.
+fn collect_or_handoff(out: Step, it: &Intent, fields: Vec<Field>) -> Step {
+    if next_field(it, &fields).is_some() { ask(out, it, fields, 0) } else { handoff(out, it, fields, HandoffReason::Intent(it.id.clone())) }
+}
+
+/// The first detail `it` collects that `fields` does not have yet.
+fn next_field<'a>(it: &'a Intent, fields: &[Field]) -> Option<&'a CollectField> {
+    it.collect.iter().find(|c| !fields.iter().any(|f| f.name == c.name))
 }
 
 fn ask(mut out: Step, it: &Intent, fields: Vec<Field>, retries: u32) -> Step {
     let lang = out.lang;
     out.action = Action::Collect;
     out.intent = Some(it.id.clone());
-    if let Some(f) = it.collect.get(fields.len()) {
+    if let Some(f) = next_field(it, &fields) {
         let q = f.questions.get(&lang).or_else(|| f.questions.values().next()).cloned().unwrap_or_else(|| f.name.clone());
         out.replies.push(Reply::text(q));
     }
@@ -503,7 +534,8 @@ fn ask(mut out: Step, it: &Intent, fields: Vec<Field>, retries: u32) -> Step {
 }
 
 /// A question asked while `current`'s details are being collected. Asking for a person hands
-/// off with what was collected; any other intent that leads to a person starts its own flow;
+/// off with what was collected; any other intent that leads to a person starts its own flow,
+/// taking the details collected so far;
 /// goodbye ends the collection; any other question the bot answers itself is answered and the
 /// pending detail asked for again.
 fn digress(out: Step, current: &Intent, other: &Intent, fields: Vec<Field>, retries: u32, ctx: &Ctx<'_>) -> Step {
@@ -511,7 +543,9 @@ fn digress(out: Step, current: &Intent, other: &Intent, fields: Vec<Field>, retr
         return handoff(out, current, fields, HandoffReason::Intent(current.id.clone()));
     }
     if other.handoff != HandoffPolicy::Never {
-        return answer(out, other, ctx);
+        // Its own flow, with the details collected so far: a detail it asks for too is not
+        // asked again, and the others go on its ticket.
+        return start(out, other, fields, ctx);
     }
     if other.id == GOODBYE_INTENT {
         let mut out = out;
@@ -532,7 +566,7 @@ fn digress(out: Step, current: &Intent, other: &Intent, fields: Vec<Field>, retr
 }
 
 fn collect(mut out: Step, it: &Intent, mut fields: Vec<Field>, retries: u32, text: &str) -> Step {
-    let Some(field) = it.collect.get(fields.len()) else {
+    let Some(field) = next_field(it, &fields) else {
         return handoff(out, it, fields, HandoffReason::Intent(it.id.clone()));
     };
     let value = text.trim();
@@ -546,12 +580,7 @@ fn collect(mut out: Step, it: &Intent, mut fields: Vec<Field>, retries: u32, tex
     } else {
         fields.push(Field { name: field.name.clone(), value: value.to_string() });
     }
-    if fields.len() < it.collect.len() {
-        ask(out, it, fields, 0)
-    } else {
-        out.intent = Some(it.id.clone());
-        handoff(out, it, fields, HandoffReason::Intent(it.id.clone()))
-    }
+    collect_or_handoff(out, it, fields)
 }
 
 fn handoff(out: Step, it: &Intent, fields: Vec<Field>, reason: HandoffReason) -> Step {

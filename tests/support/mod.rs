@@ -21,6 +21,15 @@ pub fn pack_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("intents/okpay")
 }
 
+/// Copies the shipped pack's intent files (not its tests) into `to`, for a test to edit.
+pub fn copy_pack(to: &std::path::Path) {
+    for e in std::fs::read_dir(pack_dir()).unwrap().flatten() {
+        if e.path().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
 pub fn okpay() -> Pack {
     Pack::load(&pack_dir()).expect("the shipped pack is valid")
 }
