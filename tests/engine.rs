@@ -298,6 +298,36 @@ async fn a_question_asked_while_details_are_collected_is_answered_and_the_detail
 }
 
 #[tokio::test]
+async fn a_customer_writing_traditional_chinese_is_answered_in_it() {
+    let h = memory();
+    let pack = okpay();
+    let first = h.say("t", "我的帳號被鎖了,怎麼辦").await;
+    assert_eq!((first.action, first.intent.as_deref(), first.lang), (Action::Answer, Some("account_locked"), Lang::Zh));
+    let replies = h.replies("t");
+    let expected = switchboard_core::hant::to_traditional(&answer(&pack, "account_locked", Lang::Zh));
+    assert_ne!(expected, answer(&pack, "account_locked", Lang::Zh), "the answer has characters that differ");
+    assert_eq!(replies[0].text, expected);
+    assert!(replies[0].text.contains("密碼") && !replies[0].text.contains("密码"), "{}", replies[0].text);
+    assert!(replies[0].choices.iter().all(|c| c.label == switchboard_core::hant::to_traditional(&c.label)), "buttons too");
+    // Nothing in a message tells the script (a shared word, a code): it stays traditional, through
+    // the queue, the agent's arrival and the return to the bot.
+    let tid = h.say("t", "人工客服").await.ticket_id.unwrap();
+    let queued = h.replies("t");
+    assert!(queued.iter().any(|r| r.text.contains("轉接") && r.text.contains("排在第")), "{queued:?}");
+    h.engine.agent(&alice(), AgentCommand::Claim(tid)).await.unwrap();
+    h.engine.flush().await.unwrap();
+    assert!(h.replies("t")[0].text.contains("將為您處理"));
+    h.engine.agent(&alice(), AgentCommand::Close(tid)).await.unwrap();
+    h.engine.flush().await.unwrap();
+    assert_eq!(h.replies("t")[0].text, switchboard_core::hant::to_traditional(Phrase::BackToBot.text(Lang::Zh)));
+    // Writing simplified characters switches back; other conversations never change.
+    h.say("t", "我的账号被锁了").await;
+    assert_eq!(h.replies("t")[0].text, answer(&pack, "account_locked", Lang::Zh));
+    h.say("s", "我的账号被锁了").await;
+    assert_eq!(h.replies("s")[0].text, answer(&pack, "account_locked", Lang::Zh));
+}
+
+#[tokio::test]
 async fn a_switch_to_a_flow_that_leads_to_a_person_keeps_the_details_collected() {
     let h = memory();
     h.say("c", "I sent money but it never arrived").await;

@@ -20,6 +20,17 @@ pub struct DialogueState {
     /// While the conversation waits in the queue: when the customer was last told their place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_told_at: Option<crate::types::Millis>,
+    /// The customer writes traditional Chinese characters, so replies in Chinese are given in
+    /// them ([`crate::hant`]). Kept until they write simplified ones; survives a ticket.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub traditional: bool,
+}
+
+impl DialogueState {
+    /// A fresh dialogue that keeps what is known about the customer (their script).
+    pub fn restart(&self) -> DialogueState {
+        DialogueState { traditional: self.traditional, ..DialogueState::default() }
+    }
 }
 
 /// What the bot's last message asked for.
@@ -593,7 +604,7 @@ fn handoff(out: Step, it: &Intent, fields: Vec<Field>, reason: HandoffReason) ->
 /// message ([`queued_text`]) after reading the queue.
 fn open(mut out: Step, reason: HandoffReason, priority: Priority, fields: Vec<Field>) -> Step {
     out.action = Action::Handoff;
-    out.state = DialogueState::default();
+    out.state = out.state.restart();
     out.handoff = Some(HandoffRequest { reason, priority, fields });
     out
 }

@@ -11,13 +11,14 @@ use tokio::sync::Notify;
 
 use crate::channel::{AgentDesk, Channel, TicketView};
 use crate::dialogue::{self, Action, Ctx, Input, Phrase, Step};
+use crate::hant;
 use crate::matcher::normalize::clean;
 use crate::matcher::{Matcher, Thresholds};
 use crate::pack::Pack;
 use crate::store::{Commit, NewConversation, Store};
 use crate::types::{
-    Actor, Author, Content, Conversation, DeskNotice, Inbound, MAX_MESSAGE_CHARS, Millis, OutboxItem, Outgoing, Owner, Reply, Ticket,
-    TicketEvent, TicketEventKind, TicketStatus, TranscriptEntry, now_ms,
+    Actor, Author, Choice, Content, Conversation, DeskNotice, Inbound, MAX_MESSAGE_CHARS, Millis, OutboxItem, Outgoing, Owner, Reply,
+    Ticket, TicketEvent, TicketEventKind, TicketStatus, TranscriptEntry, now_ms,
 };
 use crate::{ChannelError, EngineError, Lang, StoreError};
 
@@ -347,7 +348,9 @@ impl Engine {
                 && let Some(position) = self.store.tickets(&[TicketStatus::Queued]).await?.iter().position(|t| t.id == tid)
             {
                 let lang = dialogue::choose_lang(text, inbound.lang_hint.as_deref(), conv.lang);
-                let reply = Reply::text(dialogue::still_queued_text(lang, position + 1));
+                let traditional = text.and_then(hant::writes_traditional).unwrap_or(conv.state.traditional);
+                commit.conversation.state.traditional = traditional;
+                let reply = in_script(Reply::text(dialogue::still_queued_text(lang, position + 1)), lang, traditional);
                 commit.transcript.push((Author::Bot, reply.text.clone()));
                 commit.outbox.push(Outgoing::Customer { key: conv.key.clone(), reply: reply.clone(), ticket_id: None });
                 commit.conversation.state.queue_told_at = Some(at);
@@ -369,6 +372,13 @@ impl Engine {
         if let Some(h) = &step.handoff {
             let position = dialogue::queue_position(&self.queued_counts().await?, h.priority);
             step.replies.push(Reply::text(dialogue::queued_text(lang, position)));
+        }
+        // Replies, and the choices kept to read a typed number, in the customer's script.
+        let traditional = text.and_then(hant::writes_traditional).unwrap_or(conv.state.traditional);
+        step.state.traditional = traditional;
+        step.replies = step.replies.into_iter().map(|r| in_script(r, lang, traditional)).collect();
+        if let dialogue::Pending::Choices { choices } = &mut step.state.pending {
+            *choices = std::mem::take(choices).into_iter().map(|c| in_script_choice(c, lang, traditional)).collect();
         }
         commit.conversation.state = step.state.clone();
         if step.handoff.is_some() {
@@ -490,6 +500,7 @@ impl Engine {
         let mut commit = Commit::new(conv_next.clone(), at);
         commit.update_ticket = Some(t.clone());
         let lang = ticket.lang;
+        let traditional = conv.state.traditional;
         let claim = |commit: &mut Commit, t: &mut Ticket, conv_next: &mut Conversation| {
             t.status = TicketStatus::Assigned;
             t.agent = Some(actor.id.clone());
@@ -499,8 +510,9 @@ impl Engine {
                 Lang::Zh => format!("客服 {} 已接入,将为您处理。", actor.name),
                 Lang::En => format!("{} from our support team has joined and will help you.", actor.name),
             };
-            commit.transcript.push((Author::Bot, joined.clone()));
-            commit.outbox.push(Outgoing::Customer { key: ticket.key.clone(), reply: Reply::text(joined), ticket_id: Some(ticket.id) });
+            let joined = in_script(Reply::text(joined), lang, traditional);
+            commit.transcript.push((Author::Bot, joined.text.clone()));
+            commit.outbox.push(Outgoing::Customer { key: ticket.key.clone(), reply: joined, ticket_id: Some(ticket.id) });
         };
         match cmd {
             AgentCommand::Claim(_) => {
@@ -566,11 +578,11 @@ impl Engine {
                 t.agent = t.agent.or_else(|| Some(actor.id.clone()));
                 conv_next.owner = Owner::Bot;
                 conv_next.ticket_id = None;
-                conv_next.state = Default::default();
+                conv_next.state = conv.state.restart();
                 commit.events.push(TicketEventKind::Closed { agent: actor.id.clone() });
-                let back = Phrase::BackToBot.text(lang).to_string();
-                commit.transcript.push((Author::Bot, back.clone()));
-                commit.outbox.push(Outgoing::Customer { key: ticket.key.clone(), reply: Reply::text(back), ticket_id: Some(ticket.id) });
+                let back = in_script(Reply::text(Phrase::BackToBot.text(lang)), lang, traditional);
+                commit.transcript.push((Author::Bot, back.text.clone()));
+                commit.outbox.push(Outgoing::Customer { key: ticket.key.clone(), reply: back, ticket_id: Some(ticket.id) });
                 self.notify_desks(&mut commit, Some(ticket.id), DeskNotice::Closed { agent: actor.name.clone() }, Some(actor));
             }
             AgentCommand::Queue | AgentCommand::Show(_) => {}
@@ -749,6 +761,20 @@ impl Engine {
             }
         }
     }
+}
+
+/// `reply` as a customer writing traditional Chinese should read it (only Chinese replies change).
+fn in_script(reply: Reply, lang: Lang, traditional: bool) -> Reply {
+    let choices = reply.choices.into_iter().map(|c| in_script_choice(c, lang, traditional)).collect();
+    Reply { text: in_script_text(reply.text, lang, traditional), choices }
+}
+
+fn in_script_choice(c: Choice, lang: Lang, traditional: bool) -> Choice {
+    Choice { label: in_script_text(c.label, lang, traditional), ..c }
+}
+
+fn in_script_text(text: String, lang: Lang, traditional: bool) -> String {
+    if lang == Lang::Zh && traditional { hant::to_traditional(&text) } else { text }
 }
 
 fn canned(conv: &Conversation, lang: Lang, action: Action, phrase: Phrase) -> Step {

@@ -11,6 +11,7 @@ pub mod dialogue;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod hant;
 pub mod matcher;
 pub mod pack;
 pub mod reload;

@@ -1,0 +1,69 @@
+//! Traditional Chinese for customers who write it. Packs are written in simplified Chinese (the
+//! matcher folds the two scripts, so either matches); a customer who writes traditional
+//! characters (Taiwan, Hong Kong, Macau) is answered in traditional characters, converted
+//! phrase by phrase with OpenCC's dictionaries (`s2tw`: Taiwan's standard character forms,
+//! without swapping vocabulary) through `ferrous-opencc`.
+
+use std::sync::LazyLock;
+
+use ferrous_opencc::OpenCC;
+use ferrous_opencc::config::BuiltinConfig;
+
+/// The converters, built once from the dictionaries compiled into the binary. `None` only if
+/// those fail to load, in which case everything stays in simplified characters.
+static TO_TRADITIONAL: LazyLock<Option<OpenCC>> = LazyLock::new(|| load(BuiltinConfig::S2tw));
+static TO_SIMPLIFIED: LazyLock<Option<OpenCC>> = LazyLock::new(|| load(BuiltinConfig::Tw2s));
+
+fn load(config: BuiltinConfig) -> Option<OpenCC> {
+    OpenCC::from_config(config).map_err(|e| tracing::error!(error = %e, "Chinese script conversion unavailable")).ok()
+}
+
+/// Whether `text` is written in traditional characters (`Some(true)`), in simplified ones
+/// (`Some(false)`), or cannot tell (`None`: no Chinese, or only characters both scripts share,
+/// such as 人工 or 客服, or as many of each). Counts the characters each direction would change.
+pub fn writes_traditional(text: &str) -> Option<bool> {
+    let (Some(to_t), Some(to_s)) = (TO_TRADITIONAL.as_ref(), TO_SIMPLIFIED.as_ref()) else {
+        return None;
+    };
+    let (mut traditional, mut simplified) = (0usize, 0usize);
+    let mut buf = [0u8; 4];
+    for c in text.chars().filter(|&c| crate::matcher::lang::is_han(c)) {
+        let s = c.encode_utf8(&mut buf);
+        traditional += usize::from(to_s.convert(s) != *s);
+        simplified += usize::from(to_t.convert(s) != *s);
+    }
+    match traditional.cmp(&simplified) {
+        std::cmp::Ordering::Greater => Some(true),
+        std::cmp::Ordering::Less => Some(false),
+        std::cmp::Ordering::Equal => None,
+    }
+}
+
+/// `text` in traditional characters (text without Chinese comes back as it is).
+pub fn to_traditional(text: &str) -> String {
+    match TO_TRADITIONAL.as_ref() {
+        Some(cc) if text.chars().any(crate::matcher::lang::is_han) => cc.convert(text),
+        _ => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_the_scripts_apart() {
+        assert_eq!(writes_traditional("我的帳號被鎖了,請幫我轉人工"), Some(true));
+        assert_eq!(writes_traditional("我的账号被锁了,请帮我转人工"), Some(false));
+        assert_eq!(writes_traditional("人工客服"), None, "shared by both scripts");
+        assert_eq!(writes_traditional("TX12345"), None);
+        assert_eq!(writes_traditional(""), None);
+    }
+
+    #[test]
+    fn converts_phrases_and_leaves_the_rest() {
+        assert_eq!(to_traditional("请联系客服,头发干净,只有一只"), "請聯繫客服,頭髮乾淨,只有一隻");
+        assert_eq!(to_traditional("support@okpay.example"), "support@okpay.example");
+        assert_eq!(to_traditional("账户被锁了"), "賬戶被鎖了");
+    }
+}
