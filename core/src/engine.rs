@@ -348,7 +348,7 @@ impl Engine {
                 && let Some(position) = self.store.tickets(&[TicketStatus::Queued]).await?.iter().position(|t| t.id == tid)
             {
                 let lang = dialogue::choose_lang(text, inbound.lang_hint.as_deref(), conv.lang);
-                let traditional = text.and_then(hant::writes_traditional).unwrap_or(conv.state.traditional);
+                let traditional = hant::choose(text, inbound.lang_hint.as_deref(), conv.state.traditional);
                 commit.conversation.state.traditional = traditional;
                 let reply = in_script(Reply::text(dialogue::still_queued_text(lang, position + 1)), lang, traditional);
                 commit.transcript.push((Author::Bot, reply.text.clone()));
@@ -374,7 +374,7 @@ impl Engine {
             step.replies.push(Reply::text(dialogue::queued_text(lang, position)));
         }
         // Replies, and the choices kept to read a typed number, in the customer's script.
-        let traditional = text.and_then(hant::writes_traditional).unwrap_or(conv.state.traditional);
+        let traditional = hant::choose(text, inbound.lang_hint.as_deref(), conv.state.traditional);
         step.state.traditional = traditional;
         step.replies = step.replies.into_iter().map(|r| in_script(r, lang, traditional)).collect();
         if let dialogue::Pending::Choices { choices } = &mut step.state.pending {

@@ -39,6 +39,27 @@ pub fn writes_traditional(text: &str) -> Option<bool> {
     }
 }
 
+/// Whether to answer in traditional characters: as the text is written, else as the platform's
+/// language tag says (`zh-Hant`, `zh-TW`, `zh-HK`, `zh-MO` against `zh-Hans`, `zh-CN`, `zh-SG`),
+/// else as before.
+pub fn choose(text: Option<&str>, hint: Option<&str>, current: bool) -> bool {
+    text.and_then(writes_traditional).or_else(|| hint.and_then(hinted)).unwrap_or(current)
+}
+
+/// What a BCP 47 language tag says about the script, if anything.
+fn hinted(tag: &str) -> Option<bool> {
+    let tag = tag.trim().to_ascii_lowercase();
+    let mut parts = tag.split(['-', '_']);
+    if parts.next() != Some("zh") {
+        return None;
+    }
+    parts.find_map(|p| match p {
+        "hant" | "tw" | "hk" | "mo" => Some(true),
+        "hans" | "cn" | "sg" | "my" => Some(false),
+        _ => None,
+    })
+}
+
 /// `text` in traditional characters (text without Chinese comes back as it is).
 pub fn to_traditional(text: &str) -> String {
     match TO_TRADITIONAL.as_ref() {
@@ -58,6 +79,22 @@ mod tests {
         assert_eq!(writes_traditional("人工客服"), None, "shared by both scripts");
         assert_eq!(writes_traditional("TX12345"), None);
         assert_eq!(writes_traditional(""), None);
+    }
+
+    #[test]
+    fn the_text_decides_then_the_platform_tag_then_what_was_known() {
+        assert!(choose(Some("我的帳號"), Some("zh-hans"), false));
+        assert!(!choose(Some("我的账号"), Some("zh-TW"), true));
+        for tag in ["zh-hant", "zh-TW", "zh_HK", "zh-Hant-MO"] {
+            assert!(choose(Some("人工"), Some(tag), false), "{tag}");
+        }
+        for tag in ["zh-hans", "zh-CN", "zh-Hans-SG"] {
+            assert!(!choose(Some("人工"), Some(tag), true), "{tag}");
+        }
+        for tag in ["zh", "en", "en-HK", "pt-TW", ""] {
+            assert!(choose(Some("TX123"), Some(tag), true), "{tag}");
+            assert!(!choose(None, Some(tag), false), "{tag}");
+        }
     }
 
     #[test]
