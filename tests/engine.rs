@@ -325,6 +325,12 @@ async fn a_customer_writing_traditional_chinese_is_answered_in_it() {
     assert_eq!(h.replies("t")[0].text, answer(&pack, "account_locked", Lang::Zh));
     h.say("s", "我的账号被锁了").await;
     assert_eq!(h.replies("s")[0].text, answer(&pack, "account_locked", Lang::Zh));
+    // Words both scripts share: the platform's language tag decides.
+    let mut tagged = h.inbound("u", Content::Text("人工客服".into()));
+    tagged.lang_hint = Some("zh-TW".into());
+    h.engine.handle(tagged).await.unwrap();
+    h.engine.flush().await.unwrap();
+    assert!(h.replies("u").iter().any(|r| r.text.contains("轉接")));
 }
 
 #[tokio::test]
