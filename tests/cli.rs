@@ -1,6 +1,6 @@
 //! The `switchboard` binary as a newcomer uses it: `chat` with piped input answers in the
 //! customer's language, `desk` lists, claims and answers the ticket, and the customer sees it;
-//! `intents check` and `intents test` pass on the shipped pack; an invalid pack is refused.
+//! `intents check` and `intents test` pass on the shipped pack; `intents explain` shows the matching; an invalid pack is refused.
 
 #![allow(clippy::unwrap_used)]
 
@@ -89,6 +89,23 @@ fn intents_check_and_test_pass_on_the_shipped_pack() {
     let test = switchboard(dir.path(), &["intents", "test"], "");
     assert!(test.status.success(), "{}", stdout(&test));
     assert!(stdout(&test).contains(" 0 failed"), "{}", stdout(&test));
+}
+
+#[test]
+fn intents_explain_shows_the_closest_intents_and_what_the_bot_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = switchboard(dir.path(), &["intents", "explain", "my account is locked", "please human"], "");
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    assert!(text.contains("\"my account is locked\"\n  1. account_locked "), "{text}");
+    assert!(text.contains("→ answers account_locked (top "), "{text}");
+    assert!(text.contains("→ hands off: a request for a person"), "{text}");
+    // Without arguments, one message per line from standard input; a Chinese message gets its
+    // intents' Chinese labels.
+    let piped = stdout(&switchboard(dir.path(), &["intents", "explain"], "asdfghjkl\n\n我的账号被锁了\n"));
+    assert_eq!(piped.matches('→').count(), 2, "{piped}");
+    assert!(piped.contains("→ falls back"), "{piped}");
+    assert!(piped.contains("1. account_locked") && piped.contains("账号被锁"), "{piped}");
 }
 
 #[test]

@@ -1,13 +1,15 @@
-//! `switchboard intents check` and `switchboard intents test`: the maintainers' checks on a pack.
+//! `switchboard intents check`, `test` and `explain`: the maintainers' checks on a pack, and what
+//! the matcher makes of a message.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use switchboard_core::Lang;
+use anyhow::Context;
 use switchboard_core::matcher::{Decision, Example, Matcher, Thresholds};
 use switchboard_core::pack::Pack;
 use switchboard_core::script;
+use switchboard_core::{Lang, dialogue};
 
 use crate::config::{Config, load_pack};
 
@@ -24,6 +26,15 @@ pub enum IntentsCommand {
     Test {
         /// The pack folder (default: the configured pack).
         dir: Option<PathBuf>,
+    },
+    /// Show how messages are matched: the three closest intents with their confidence, and what
+    /// the bot does with the message at the configured thresholds.
+    Explain {
+        /// The messages (default: one per line from standard input).
+        messages: Vec<String>,
+        /// The pack folder (default: the configured pack).
+        #[arg(long)]
+        pack: Option<PathBuf>,
     },
 }
 
@@ -64,7 +75,57 @@ pub async fn run(config: Config, cmd: IntentsCommand) -> anyhow::Result<ExitCode
             );
             Ok(if report.failures.is_empty() && report.conversations > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
+        IntentsCommand::Explain { messages, pack } => {
+            let pack = load_pack(pack.as_ref().unwrap_or(&config.pack), &config.values)?;
+            let messages = if messages.is_empty() {
+                std::io::stdin().lines().collect::<Result<Vec<_>, _>>().context("cannot read the messages from standard input")?
+            } else {
+                messages
+            };
+            let matcher = Matcher::train(&pack.examples());
+            for m in messages.iter().filter(|m| !m.trim().is_empty()) {
+                print!("{}", explain(&pack, &matcher, config.matching, m));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// The closest intents to `text` and what the dialogue does with it, as `intents explain` prints.
+fn explain(pack: &Pack, matcher: &Matcher, t: Thresholds, text: &str) -> String {
+    let lang = switchboard_core::matcher::lang::detect(text).unwrap_or(Lang::En);
+    let label = |id: &str| pack.intent(id).and_then(|it| it.text(lang)).map_or(String::new(), |x| x.label.clone());
+    let ranked = matcher.rank(text, 3);
+    let mut out = format!("{text:?}\n");
+    for (i, s) in ranked.iter().enumerate() {
+        out += &format!("  {}. {:<24} {:.3}  {}\n", i + 1, s.label, s.score, label(&s.label));
+    }
+    let (top, second) = (ranked.first().map_or(0.0, |s| s.score), ranked.get(1).map_or(0.0, |s| s.score));
+    let why = format!(
+        "top {top:.2}, lead {:.2}; answer at ≥ {:.2} with a lead ≥ {:.2}, offer at ≥ {:.2}",
+        top - second,
+        t.answer,
+        t.margin,
+        t.clarify
+    );
+    let decision = if dialogue::is_human_request(text) {
+        "→ hands off: a request for a person, whatever the scores".to_string()
+    } else {
+        match t.decide(&ranked) {
+            Decision::Answer(id) => format!("→ answers {id} ({why})"),
+            Decision::Clarify(ids) => {
+                let offered: Vec<&str> =
+                    ids.iter().filter(|id| pack.intent(id).is_some_and(|it| !it.small_talk)).map(String::as_str).collect();
+                if offered.is_empty() {
+                    format!("→ answers {} (only small talk is close; {why})", ids[0])
+                } else {
+                    format!("→ asks \"did you mean\": {} ({why})", offered.join(", "))
+                }
+            }
+            Decision::Fallback => format!("→ falls back, asking to rephrase ({why})"),
+        }
+    };
+    out + &decision + "\n"
 }
 
 /// Each example is scored by a matcher trained without its fold. Those that rank another intent
