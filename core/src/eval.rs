@@ -84,6 +84,14 @@ pub fn write_csv(path: &Path, examples: &[Example]) -> Result<(), EvalError> {
     w.flush().map_err(|e| EvalError::Io(format!("{}: {e}", path.display())))
 }
 
+/// The fold (of `folds`, at least 1) that `text` falls in, by a hash of the text alone: an
+/// example keeps its fold when others are added, removed or reordered, so a check run by folds
+/// (`intents check`) does not move its findings with every unrelated edit.
+pub fn fold_of(text: &str, folds: usize) -> usize {
+    let seed = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    Rng::new(seed).below(folds.max(1))
+}
+
 /// SplitMix64: a small, fast, seedable generator, so splits are reproducible everywhere.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -805,6 +813,20 @@ pub fn render(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_example_keeps_its_fold_and_folds_are_even() {
+        let texts: Vec<String> = (0..1000).map(|i| format!("example number {i}")).collect();
+        let mut sizes = [0usize; 10];
+        for t in &texts {
+            let f = fold_of(t, 10);
+            assert_eq!(f, fold_of(t, 10), "the same text, the same fold");
+            sizes[f] += 1;
+        }
+        assert!(sizes.iter().all(|&n| (60..=140).contains(&n)), "{sizes:?}");
+        assert_eq!(fold_of("anything", 1), 0);
+        assert_eq!(fold_of("anything", 0), 0);
+    }
 
     fn ex(text: &str, label: &str) -> Example {
         Example { text: text.into(), label: label.into() }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use switchboard_core::matcher::{Decision, Example, Matcher, Thresholds};
 use switchboard_core::pack::Pack;
 use switchboard_core::script;
-use switchboard_core::{Lang, dialogue};
+use switchboard_core::{Lang, dialogue, eval};
 
 use crate::config::{Config, load_pack};
 
@@ -128,7 +128,8 @@ fn explain(pack: &Pack, matcher: &Matcher, t: Thresholds, text: &str) -> String 
     out + &decision + "\n"
 }
 
-/// Each example is scored by a matcher trained without its fold. Those that rank another intent
+/// Each example is scored by a matcher trained without its fold (chosen by a hash of its text, so
+/// that an edit elsewhere does not move it to another fold). Those that rank another intent
 /// first are reported with `file`, intent and the intent they look like, when the bot would get a
 /// message like them wrong: answer it as the other intent, or ask "did you mean" without offering
 /// their own. A near tie whose choices include the right intent is left out: it is noise from one
@@ -141,11 +142,12 @@ fn closer_elsewhere(pack: &Pack, folds: usize, thresholds: Thresholds) -> Vec<St
             it.text.values().flat_map(|t| t.examples.iter().map(|e| (Example { text: e.clone(), label: it.id.clone() }, it.file.clone())))
         })
         .collect();
+    let fold: Vec<usize> = examples.iter().map(|(e, _)| eval::fold_of(&e.text, folds)).collect();
     let mut out = Vec::new();
     for k in 0..folds {
-        let train: Vec<Example> = examples.iter().enumerate().filter(|(i, _)| i % folds != k).map(|(_, (e, _))| e.clone()).collect();
+        let train: Vec<Example> = examples.iter().zip(&fold).filter(|&(_, &f)| f != k).map(|((e, _), _)| e.clone()).collect();
         let m = Matcher::train(&train);
-        for (e, file) in examples.iter().enumerate().filter(|(i, _)| i % folds == k).map(|(_, x)| x) {
+        for (e, file) in examples.iter().zip(&fold).filter(|&(_, &f)| f == k).map(|(x, _)| x) {
             let ranked = m.rank(&e.text, 3);
             let Some(top) = ranked.first().filter(|top| top.label != e.label) else { continue };
             let outcome = match thresholds.decide(&ranked) {
