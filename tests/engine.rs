@@ -12,6 +12,7 @@ use support::{Harness, alice, answer, bob, okpay};
 use switchboard_core::channel::Recorded;
 use switchboard_core::dialogue::{Action, PAYLOAD_HUMAN_FALLBACK, Phrase};
 use switchboard_core::engine::{AgentCommand, AgentOutcome, Engine, EngineConfig};
+use switchboard_core::matcher::Decision;
 use switchboard_core::pack::Pack;
 use switchboard_core::store::{MemoryStore, SqlStore, Store};
 use switchboard_core::types::{
@@ -72,8 +73,13 @@ async fn a_button_press_answers_that_intent() {
 #[tokio::test]
 async fn small_talk_is_never_offered_as_a_did_you_mean_choice() {
     let h = memory();
-    // Between account security and goodbye: only the question is offered.
-    let r = h.say("c", "bye, is my account safe").await;
+    // Close to both account security and thanks: only the question is offered.
+    let text = "thanks, is my account safe";
+    let Decision::Clarify(close) = h.engine.config().thresholds.decide(&h.engine.brain().matcher.rank(text, 3)) else {
+        panic!("the matcher is unsure about {text:?}")
+    };
+    assert!(close.iter().any(|id| id == "thanks") && close.iter().any(|id| id == "account_security"), "{close:?}");
+    let r = h.say("c", text).await;
     assert_eq!(r.action, Action::Clarify);
     let payloads: Vec<&str> = r.replies[0].choices.iter().map(|c| c.payload.as_str()).collect();
     assert_eq!(payloads, ["intent:account_security", "none"]);
