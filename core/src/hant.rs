@@ -18,16 +18,20 @@ fn load(config: BuiltinConfig) -> Option<OpenCC> {
     OpenCC::from_config(config).map_err(|e| tracing::error!(error = %e, "Chinese script conversion unavailable")).ok()
 }
 
+/// How many Chinese characters of a message [`writes_traditional`] looks at.
+pub const SAMPLE: usize = 100;
+
 /// Whether `text` is written in traditional characters (`Some(true)`), in simplified ones
 /// (`Some(false)`), or cannot tell (`None`: no Chinese, or only characters both scripts share,
-/// such as 人工 or 客服, or as many of each). Counts the characters each direction would change.
+/// such as 人工 or 客服, or as many of each). Counts the characters each direction would change,
+/// among the first [`SAMPLE`] Chinese characters: enough to tell, and a long message costs no more.
 pub fn writes_traditional(text: &str) -> Option<bool> {
     let (Some(to_t), Some(to_s)) = (TO_TRADITIONAL.as_ref(), TO_SIMPLIFIED.as_ref()) else {
         return None;
     };
     let (mut traditional, mut simplified) = (0usize, 0usize);
     let mut buf = [0u8; 4];
-    for c in text.chars().filter(|&c| crate::matcher::lang::is_han(c)) {
+    for c in text.chars().filter(|&c| crate::matcher::lang::is_han(c)).take(SAMPLE) {
         let s = c.encode_utf8(&mut buf);
         traditional += usize::from(to_s.convert(s) != *s);
         simplified += usize::from(to_t.convert(s) != *s);
@@ -79,6 +83,9 @@ mod tests {
         assert_eq!(writes_traditional("人工客服"), None, "shared by both scripts");
         assert_eq!(writes_traditional("TX12345"), None);
         assert_eq!(writes_traditional(""), None);
+        // Only the start of a long message is looked at.
+        let long = format!("{}{}", "帳號".repeat(SAMPLE / 2), "账号".repeat(SAMPLE));
+        assert_eq!(writes_traditional(&long), Some(true));
     }
 
     #[test]
