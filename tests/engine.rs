@@ -137,6 +137,7 @@ async fn asking_for_a_person_opens_a_ticket_and_the_bot_goes_silent() {
         })
         .expect("the desk was told");
     assert!(summary.contains(&format!("Ticket #{tid}")) && summary.contains("我的账号被锁了"), "{summary}");
+    assert!(summary.contains("Language: zh (simplified characters)"), "{summary}");
 
     // While queued, messages go to the ticket and the desk, never answered by the bot.
     let silent = h.say("c", "还在吗?我的账号被锁了").await;
@@ -320,6 +321,11 @@ async fn a_customer_writing_traditional_chinese_is_answered_in_it() {
     let tid = h.say("t", "人工客服").await.ticket_id.unwrap();
     let queued = h.replies("t");
     assert!(queued.iter().any(|r| r.text.contains("轉接") && r.text.contains("排在第")), "{queued:?}");
+    let summary = h.desk.take().into_iter().find_map(|n| match n {
+        Recorded::Notice { notice: DeskNotice::Opened, summary, .. } => summary,
+        _ => None,
+    });
+    assert!(summary.unwrap().contains("Language: zh (traditional characters)"), "the agent is told to answer in them");
     h.engine.agent(&alice(), AgentCommand::Claim(tid)).await.unwrap();
     h.engine.flush().await.unwrap();
     assert!(h.replies("t")[0].text.contains("將為您處理"));

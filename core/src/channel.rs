@@ -44,6 +44,23 @@ pub trait AgentDesk: Send + Sync + std::fmt::Debug {
     }
 }
 
+impl TicketView {
+    /// The customer's language, and for Chinese the script of their latest message that tells
+    /// (`zh (traditional characters)`), so an agent answers as the bot did.
+    pub fn language(&self) -> String {
+        let script = (self.ticket.lang == crate::Lang::Zh)
+            .then(|| {
+                self.recent.iter().rev().filter(|e| e.author == Author::Customer).find_map(|e| crate::hant::writes_traditional(&e.text))
+            })
+            .flatten();
+        match script {
+            Some(true) => format!("{} (traditional characters)", self.ticket.lang),
+            Some(false) => format!("{} (simplified characters)", self.ticket.lang),
+            None => self.ticket.lang.to_string(),
+        }
+    }
+}
+
 /// The plain-text summary of a ticket that desks post when it opens.
 pub fn ticket_summary(view: &TicketView) -> String {
     let t = &view.ticket;
@@ -54,7 +71,7 @@ pub fn ticket_summary(view: &TicketView) -> String {
         t.key.channel,
         t.customer_name,
         t.customer_id,
-        t.lang,
+        view.language(),
         t.reason,
         t.priority.as_str()
     );

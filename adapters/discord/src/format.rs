@@ -160,7 +160,7 @@ pub fn summary_embed(view: &TicketView) -> CreateEmbed {
         .colour(priority_colour(t.priority))
         .field("Channel", escape(&t.key.channel), true)
         .field("Customer", cut(&format!("{} ({})", escape(&one_line(&t.customer_name, 200)), escape(&t.customer_id)), 1024), true)
-        .field("Language", t.lang.to_string(), true)
+        .field("Language", view.language(), true)
         .field("Reason", reason_text(&t.reason), true)
         .field("Priority", t.priority.as_str(), true);
     if !t.fields.is_empty() {
