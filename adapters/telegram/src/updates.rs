@@ -6,7 +6,7 @@
 use switchboard_core::dialogue::PAYLOAD_START;
 use switchboard_core::engine::{AgentCommand, AgentOutcome};
 use switchboard_core::types::{Actor, Content, Inbound, Ticket, TicketStatus, now_ms};
-use switchboard_core::{EngineError, Lang};
+use switchboard_core::{EngineError, Lang, hant};
 use teloxide::prelude::*;
 use teloxide::types::{CallbackQuery, MediaKind, Message, MessageKind, UpdateKind, User};
 use teloxide::utils::command::BotCommands;
@@ -149,8 +149,12 @@ impl Telegram {
             Some(text) => match CustomerCommand::parse(text, &self.username) {
                 Ok(CustomerCommand::Start(_)) => Content::Choice(PAYLOAD_START.into()),
                 Ok(CustomerCommand::Help) => {
-                    let lang = from.language_code.as_deref().and_then(Lang::parse).unwrap_or(Lang::En);
-                    self.out.send_now(chat, None, customer_help(lang)).await;
+                    let tag = from.language_code.as_deref();
+                    let lang = tag.and_then(Lang::parse).unwrap_or(Lang::En);
+                    let help = customer_help(lang);
+                    // A zh-Hant / zh-TW / zh-HK app reads it in traditional characters, as the bot answers.
+                    let help = if lang == Lang::Zh && hant::choose(None, tag, false) { hant::to_traditional(help) } else { help.into() };
+                    self.out.send_now(chat, None, &help).await;
                     return Ok(());
                 }
                 Err(_) => Content::Text(text.to_string()),

@@ -12,7 +12,7 @@ use switchboard_core::channel::{Recorder, utf16_len};
 use switchboard_core::dialogue::Phrase;
 use switchboard_core::engine::AgentCommand;
 use switchboard_core::types::{Actor, Content, Inbound, Owner, TicketEventKind, TicketStatus};
-use switchboard_telegram::fake::Fault;
+use switchboard_telegram::fake::{FakeUser, Fault};
 use switchboard_telegram::{OFFSET_KEY, OFFSET_NS};
 
 #[tokio::test]
@@ -69,6 +69,17 @@ async fn help_and_messages_the_bot_cannot_read() {
     h.fake.push_sticker(&sam);
     let sent = h.customer_got(&sam, 2).await;
     assert_eq!(sent[1].text, Phrase::TextOnly.text(Lang::En));
+
+    // A Telegram app in traditional Chinese: help and answers in traditional characters, even to
+    // words both scripts share.
+    let lin = FakeUser::new(1007, "小林").lang("zh-hant");
+    h.fake.push_text(&lin, "/help");
+    let help = h.customer_got(&lin, 1).await;
+    assert!(help[0].text.contains("轉人工") && !help[0].text.contains("转人工"), "{}", help[0].text);
+    h.fake.push_text(&lin, "你好");
+    let hello = h.customer_got(&lin, 2).await;
+    assert_eq!(hello[1].text, switchboard_core::hant::to_traditional(&answer("greeting", Lang::Zh)));
+    assert_ne!(hello[1].text, answer("greeting", Lang::Zh));
 }
 
 #[tokio::test]
