@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use switchboard_core::dialogue::{Action, Ctx, DialogueState, Input};
 use switchboard_core::matcher::{Decision, Example, Matcher, Thresholds};
 use switchboard_core::pack::Pack;
 use switchboard_core::script;
@@ -91,9 +92,10 @@ pub async fn run(config: Config, cmd: IntentsCommand) -> anyhow::Result<ExitCode
     }
 }
 
-/// The closest intents to `text` and what the dialogue does with it, as `intents explain` prints.
+/// The closest intents to `text`, and what the bot does with it as the first message of a
+/// conversation: the dialogue's own step, so this never disagrees with the bot.
 fn explain(pack: &Pack, matcher: &Matcher, t: Thresholds, text: &str) -> String {
-    let lang = switchboard_core::matcher::lang::detect(text).unwrap_or(Lang::En);
+    let lang = dialogue::choose_lang(Some(text), None, Lang::En);
     let label = |id: &str| pack.intent(id).and_then(|it| it.text(lang)).map_or(String::new(), |x| x.label.clone());
     let ranked = matcher.rank(text, 3);
     let mut out = format!("{text:?}\n");
@@ -108,22 +110,22 @@ fn explain(pack: &Pack, matcher: &Matcher, t: Thresholds, text: &str) -> String 
         t.margin,
         t.clarify
     );
-    let decision = if dialogue::is_human_request(text) {
-        "→ hands off: a request for a person, whatever the scores".to_string()
-    } else {
-        match t.decide(&ranked) {
-            Decision::Answer(id) => format!("→ answers {id} ({why})"),
-            Decision::Clarify(ids) => {
-                let offered: Vec<&str> =
-                    ids.iter().filter(|id| pack.intent(id).is_some_and(|it| !it.small_talk)).map(String::as_str).collect();
-                if offered.is_empty() {
-                    format!("→ answers {} (only small talk is close; {why})", ids[0])
-                } else {
-                    format!("→ asks \"did you mean\": {} ({why})", offered.join(", "))
-                }
-            }
-            Decision::Fallback => format!("→ falls back, asking to rephrase ({why})"),
+    let ctx = Ctx { pack, matcher, thresholds: t };
+    let step = dialogue::step(&DialogueState::default(), lang, Input::Text(text), &ctx);
+    let intent = step.intent.as_deref().unwrap_or("-");
+    let decision = match step.action {
+        Action::Handoff if dialogue::is_human_request(text) => "→ hands off: a request for a person, whatever the scores".to_string(),
+        Action::Handoff if intent == dialogue::HUMAN_INTENT => format!("→ hands off: a request for a person ({why})"),
+        Action::Handoff => format!("→ answers {intent} and hands off to a person ({why})"),
+        Action::Collect => format!("→ answers {intent} and asks for its details before handing off ({why})"),
+        Action::Answer => format!("→ answers {intent} ({why})"),
+        Action::Clarify => {
+            let offered: Vec<&str> =
+                step.replies.iter().flat_map(|r| &r.choices).filter_map(|c| c.payload.strip_prefix(dialogue::PAYLOAD_INTENT)).collect();
+            format!("→ asks \"did you mean\": {} ({why})", offered.join(", "))
         }
+        Action::Fallback => format!("→ falls back, asking to rephrase ({why})"),
+        other => format!("→ {} ({why})", other.as_str()),
     };
     out + &decision + "\n"
 }
