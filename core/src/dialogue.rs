@@ -494,7 +494,12 @@ fn human(out: Step, reason: HandoffReason, ctx: &Ctx<'_>) -> Step {
     }
 }
 
-fn answer(mut out: Step, it: &Intent, ctx: &Ctx<'_>) -> Step {
+fn answer(out: Step, it: &Intent, ctx: &Ctx<'_>) -> Step {
+    answer_with(out, it, Vec::new(), ctx)
+}
+
+/// Answers `it`; an intent that leads to a person starts its flow with `fields` already known.
+fn answer_with(mut out: Step, it: &Intent, fields: Vec<Field>, ctx: &Ctx<'_>) -> Step {
     let lang = out.lang;
     out.state.fallbacks = 0;
     out.intent = Some(it.id.clone());
@@ -509,16 +514,6 @@ fn answer(mut out: Step, it: &Intent, ctx: &Ctx<'_>) -> Step {
         return out;
     }
     out.replies.push(Reply::text(text));
-    collect_or_handoff(out, it, Vec::new())
-}
-
-/// Answers `it`, an intent that leads to a person, starting its flow with `fields` already known.
-fn start(mut out: Step, it: &Intent, fields: Vec<Field>, ctx: &Ctx<'_>) -> Step {
-    out.state.fallbacks = 0;
-    out.action = Action::Answer;
-    if let Some(t) = it.text(out.lang) {
-        out.replies.push(Reply::text(ctx.pack.render(&t.answer)));
-    }
     collect_or_handoff(out, it, fields)
 }
 
@@ -556,7 +551,7 @@ fn digress(out: Step, current: &Intent, other: &Intent, fields: Vec<Field>, retr
     if other.handoff != HandoffPolicy::Never {
         // Its own flow, with the details collected so far: a detail it asks for too is not
         // asked again, and the others go on its ticket.
-        return start(out, other, fields, ctx);
+        return answer_with(out, other, fields, ctx);
     }
     if other.id == GOODBYE_INTENT {
         let mut out = out;
