@@ -335,6 +335,14 @@ async fn a_customer_writing_traditional_chinese_is_answered_in_it() {
     // Writing simplified characters switches back; other conversations never change.
     h.say("t", "我的账号被锁了").await;
     assert_eq!(h.replies("t")[0].text, answer(&pack, "account_locked", Lang::Zh));
+    // What the customer writes to a person counts too: the bot's words at the end follow it.
+    let tid = h.say("t", "人工").await.ticket_id.unwrap();
+    h.engine.agent(&alice(), AgentCommand::Claim(tid)).await.unwrap();
+    assert_eq!(h.say("t", "謝謝,我在這裡等著").await.action, Action::Silent);
+    h.engine.agent(&alice(), AgentCommand::Close(tid)).await.unwrap();
+    h.engine.flush().await.unwrap();
+    let back = h.replies("t").pop().unwrap().text;
+    assert_eq!(back, switchboard_core::hant::to_traditional(Phrase::BackToBot.text(Lang::Zh)));
     h.say("s", "我的账号被锁了").await;
     assert_eq!(h.replies("s")[0].text, answer(&pack, "account_locked", Lang::Zh));
     // Words both scripts share: the platform's language tag decides.

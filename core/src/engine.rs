@@ -331,6 +331,11 @@ impl Engine {
             Content::Unsupported(kind) => format!("[{kind}]"),
         };
         commit.transcript.push((Author::Customer, stored.clone()));
+        // The language and (for Chinese) the script to answer in; the script is remembered even
+        // while a person answers, for the bot's words when the ticket ends.
+        let lang = dialogue::choose_lang(text, inbound.lang_hint.as_deref(), conv.lang);
+        let traditional = hant::choose(text, inbound.lang_hint.as_deref(), conv.state.traditional);
+        commit.conversation.state.traditional = traditional;
 
         // A human owns the conversation: the message goes to the ticket, the bot stays silent.
         if conv.owner != Owner::Bot
@@ -347,9 +352,6 @@ impl Engine {
                 && conv.state.queue_told_at.is_none_or(|told| at.saturating_sub(told) >= reminder)
                 && let Some(position) = self.store.tickets(&[TicketStatus::Queued]).await?.iter().position(|t| t.id == tid)
             {
-                let lang = dialogue::choose_lang(text, inbound.lang_hint.as_deref(), conv.lang);
-                let traditional = hant::choose(text, inbound.lang_hint.as_deref(), conv.state.traditional);
-                commit.conversation.state.traditional = traditional;
                 let reply = in_script(Reply::text(dialogue::still_queued_text(lang, position + 1)), lang, traditional);
                 commit.transcript.push((Author::Bot, reply.text.clone()));
                 commit.outbox.push(Outgoing::Customer { key: conv.key.clone(), reply: reply.clone(), ticket_id: None });
@@ -359,7 +361,6 @@ impl Engine {
             return Ok((commit, handled));
         }
 
-        let lang = dialogue::choose_lang(text, inbound.lang_hint.as_deref(), conv.lang);
         commit.conversation.lang = lang;
         commit.conversation.owner = Owner::Bot;
         let mut step = match (&inbound.content, text) {
@@ -374,7 +375,6 @@ impl Engine {
             step.replies.push(Reply::text(dialogue::queued_text(lang, position)));
         }
         // Replies, and the choices kept to read a typed number, in the customer's script.
-        let traditional = hant::choose(text, inbound.lang_hint.as_deref(), conv.state.traditional);
         step.state.traditional = traditional;
         step.replies = step.replies.into_iter().map(|r| in_script(r, lang, traditional)).collect();
         if let dialogue::Pending::Choices { choices } = &mut step.state.pending {
