@@ -494,6 +494,37 @@ async fn bad_input_is_handled_without_losing_anything() {
 }
 
 #[tokio::test]
+async fn a_photo_with_a_caption_is_answered_from_the_caption_and_kept_with_it() {
+    let h = memory();
+    let pack = okpay();
+    let captioned = |text: &str| Content::Captioned { kind: "photo".into(), text: text.into() };
+    let got = h.engine.handle(h.inbound("c", captioned("my transfer failed, see the screenshot"))).await.unwrap();
+    h.engine.flush().await.unwrap();
+    assert_eq!((got.action, got.intent.as_deref()), (Action::Answer, Some("transfer_failed")));
+    assert_eq!(h.replies("c")[0].text, answer(&pack, "transfer_failed", Lang::En));
+    // A caption of blanks is a photo without words.
+    let blank = h.engine.handle(h.inbound("c", captioned(" \u{200b} "))).await.unwrap();
+    assert_eq!(blank.action, Action::Unsupported);
+    h.replies("c");
+
+    // While a person has the ticket, the words and the photo's mention reach the desk together.
+    let tid = h.say("c", "human").await.ticket_id.unwrap();
+    h.desk.take();
+    let silent = h.engine.handle(h.inbound("c", captioned("this is the error I get"))).await.unwrap();
+    assert_eq!(silent.action, Action::Silent);
+    let events = h.engine.store().ticket_events(tid).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == TicketEventKind::CustomerMessage { text: "[photo] this is the error I get".into() }));
+    h.engine.flush().await.unwrap();
+    assert!(h.desk.take().iter().any(|n| matches!(n,
+        Recorded::Notice { notice: DeskNotice::CustomerMessage { text }, .. } if text == "[photo] this is the error I get")));
+
+    let conv = h.engine.store().ticket(tid).await.unwrap().unwrap().conversation_id;
+    let lines = h.engine.store().transcript(conv, 100).await.unwrap();
+    let customer: Vec<&str> = lines.iter().filter(|l| l.author == Author::Customer).map(|l| l.text.as_str()).collect();
+    assert_eq!(customer, ["[photo] my transfer failed, see the screenshot", "[photo]", "human", "[photo] this is the error I get"]);
+}
+
+#[tokio::test]
 async fn failed_sends_are_retried_and_a_blocked_customer_is_recorded() {
     let h = memory();
     h.rec.fail_next(vec![ChannelError::Transient("timeout".into()), ChannelError::RateLimited(std::time::Duration::from_millis(1))]);

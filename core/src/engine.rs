@@ -269,11 +269,17 @@ impl Engine {
     }
 
     /// Handles one customer message: stores it, answers or hands off, and queues the replies.
-    pub async fn handle(&self, inbound: Inbound) -> Result<Handled, EngineError> {
+    pub async fn handle(&self, mut inbound: Inbound) -> Result<Handled, EngineError> {
+        // A photo whose caption is only blanks is a photo.
+        if let Content::Captioned { kind, text } = &mut inbound.content
+            && clean(text).trim().is_empty()
+        {
+            inbound.content = Content::Unsupported(std::mem::take(kind));
+        }
         let brain = self.brain();
         let at = if inbound.at > 0 { inbound.at } else { now_ms() };
         let (text, too_long) = match &inbound.content {
-            Content::Text(t) => {
+            Content::Text(t) | Content::Captioned { text: t, .. } => {
                 let c = clean(t);
                 if c.trim().is_empty() {
                     return Ok(Handled { action: Action::Ignored, intent: None, lang: Lang::En, replies: vec![], ticket_id: None });
@@ -329,6 +335,7 @@ impl Engine {
             Content::Text(_) => text.unwrap_or_default().to_string(),
             Content::Choice(p) => format!("[{}]", choice_label(&conv, p).unwrap_or(p)),
             Content::Unsupported(kind) => format!("[{kind}]"),
+            Content::Captioned { kind, .. } => format!("[{kind}] {}", text.unwrap_or_default()),
         };
         commit.transcript.push((Author::Customer, stored.clone()));
         // The language and (for Chinese) the script to answer in; the script is remembered even

@@ -96,6 +96,15 @@ pub enum Content {
     Choice(String),
     /// Something the bot cannot read (a photo, a sticker, a voice note); the platform's word for it.
     Unsupported(String),
+    /// Something the bot cannot read sent with words of the customer's (a photo with a caption, a
+    /// file with a message): the words are read as a text message, and the transcript and the
+    /// agents see both (`[photo] the words`).
+    Captioned {
+        /// The platform's word for what came with the text, as in [`Content::Unsupported`].
+        kind: String,
+        /// The customer's words.
+        text: String,
+    },
 }
 
 /// A customer message as an adapter hands it to the core.

@@ -248,7 +248,10 @@ impl Worker {
 
     async fn customer_message(&self, msg: &Message, target: Target, mention: bool) {
         let text = strip_mention(&msg.content, self.bot);
-        let content = if !text.is_empty() {
+        let content = if !text.is_empty() && !msg.attachments.is_empty() {
+            // Words with a file: read the words, and keep the file's mention beside them.
+            Content::Captioned { kind: "attachment".into(), text }
+        } else if !text.is_empty() {
             Content::Text(text)
         } else if !msg.attachments.is_empty() {
             Content::Unsupported("attachment".into())

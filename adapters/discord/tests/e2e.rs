@@ -36,8 +36,16 @@ async fn faq_answers_a_dm_in_chinese_and_in_english() {
     assert!(!h.texts(h.dm_channel(&en))[0].contains("找回密码"));
     assert_pings_nobody(&h.fake.all_posts());
     // A picture is not text: the customer is told so.
-    h.fake.dm_picture(&en);
+    h.fake.dm_picture(&en, "");
     h.wait_text(h.dm_channel(&en), "only read text").await;
+    // A picture with words: the words are answered, and the transcript keeps both.
+    h.fake.dm_picture(&en, "my transfer failed, here is the screenshot");
+    h.wait_text(h.dm_channel(&en), "A failed transfer is most often caused").await;
+    let mut lines = Vec::new();
+    for conversation in 1..=10 {
+        lines.extend(h.engine.store().transcript(conversation, 20).await.expect("store"));
+    }
+    assert!(lines.iter().any(|l| l.text == "[attachment] my transfer failed, here is the screenshot"), "{lines:?}");
     assert!(h.fake.unknown_routes().is_empty(), "{:?}", h.fake.unknown_routes());
     h.stop().await;
 }

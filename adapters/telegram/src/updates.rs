@@ -159,9 +159,11 @@ impl Telegram {
                 }
                 Err(_) => Content::Text(text.to_string()),
             },
-            None => match unsupported_kind(m) {
-                Some(kind) => Content::Unsupported(kind.into()),
-                None => return Ok(()),
+            None => match (unsupported_kind(m), m.caption()) {
+                // The caption is the customer's words: read, and kept beside the photo.
+                (Some(kind), Some(caption)) => Content::Captioned { kind: kind.into(), text: caption.to_string() },
+                (Some(kind), None) => Content::Unsupported(kind.into()),
+                (None, _) => return Ok(()),
             },
         };
         let inbound = Inbound {

@@ -69,6 +69,11 @@ async fn help_and_messages_the_bot_cannot_read() {
     h.fake.push_sticker(&sam);
     let sent = h.customer_got(&sam, 2).await;
     assert_eq!(sent[1].text, Phrase::TextOnly.text(Lang::En));
+    // A photo's caption is the customer's words: answered, and kept beside the photo.
+    h.fake.push_photo(&sam, Some("my transfer failed, here is the screenshot"));
+    let sent = h.customer_got(&sam, 3).await;
+    assert_eq!(sent[2].text, answer("transfer_failed", Lang::En));
+    assert!(h.engine.store().tickets(&[TicketStatus::Queued]).await.expect("store").is_empty(), "answered, no ticket");
 
     // A Telegram app in traditional Chinese: help and answers in traditional characters, even to
     // words both scripts share.
@@ -357,6 +362,8 @@ async fn a_customer_message_on_an_assigned_ticket_goes_to_the_agent_not_the_bot(
     h.topic_says(thread, "claimed").await;
     h.fake.push_photo(&sam, None);
     h.topic_says(thread, "👤 Sam: [photo]").await;
+    h.fake.push_photo(&sam, Some("this is the error I get"));
+    h.topic_says(thread, "👤 Sam: [photo] this is the error I get").await;
     h.fake.push_group_photo(STAFF, thread, &agent());
     h.topic_says(thread, "Only text is relayed").await;
     h.settle().await;

@@ -340,10 +340,11 @@ impl FakeDiscord {
         self.message(channel, user, text, false, false)
     }
 
-    /// `user` sends only a picture in their DM. Returns the message id.
-    pub fn dm_picture(&self, user: &FakeUser) -> u64 {
+    /// `user` sends a picture in their DM, with `text` as the message (empty: only the picture).
+    /// Returns the message id.
+    pub fn dm_picture(&self, user: &FakeUser, text: &str) -> u64 {
         let channel = self.dm_channel(user);
-        self.message(channel, user, "", false, true)
+        self.message(channel, user, text, false, true)
     }
 
     fn message(&self, channel: u64, user: &FakeUser, content: &str, mention_bot: bool, attachment: bool) -> u64 {
