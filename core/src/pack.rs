@@ -223,7 +223,15 @@ impl Pack {
                     }
                     examples.push(ex.get_ref().clone());
                 }
-                let label = side_ref.label.clone().unwrap_or_else(|| id.replace('_', " "));
+                let label = match &side_ref.label {
+                    // A button needs words: Discord refuses an empty label, and with it the whole reply.
+                    Some(l) if l.get_ref().trim().is_empty() => {
+                        issues.push(at(l.span(), format!("[{lang}] label is empty")));
+                        String::new()
+                    }
+                    Some(l) => l.get_ref().trim().to_string(),
+                    None => id.replace('_', " "),
+                };
                 text.insert(lang, IntentText { label, examples, answer });
             }
             if text.is_empty() && parsed.zh.is_none() && parsed.en.is_none() {
@@ -261,7 +269,12 @@ impl Pack {
                     message: "fields to collect need a handoff policy (after_answer or instead)".into(),
                 });
             }
-            for f in &parsed.follow_ups {
+            for (i, f) in parsed.follow_ups.iter().enumerate() {
+                if parsed.follow_ups[..i].iter().any(|g| g.get_ref() == f.get_ref()) {
+                    // Two buttons with one id: Discord refuses the whole reply.
+                    issues.push(at(f.span(), format!("follow-up {:?} is listed twice", f.get_ref())));
+                    continue;
+                }
                 follow_up_refs.push((here.clone(), line_of(&src, f.span().start), f.get_ref().clone()));
             }
             intents.push(Intent {
@@ -366,7 +379,7 @@ struct IntentFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LangFile {
-    label: Option<String>,
+    label: Option<Spanned<String>>,
     #[serde(default)]
     examples: Vec<Spanned<String>>,
     answer: Option<Spanned<String>>,
@@ -457,6 +470,25 @@ mod tests {
         assert!(errs.contains("a.toml:6: the answer uses {phone}"), "{errs}");
         assert!(errs.contains("a.toml:3: follow-up \"nope\""), "{errs}");
         assert!(errs.contains("a.toml:12: invalid pattern"), "{errs}");
+    }
+
+    #[test]
+    fn rejects_empty_labels_and_repeated_follow_ups() {
+        let d = tempfile::tempdir().expect("tempdir");
+        write(d.path(), "pack.toml", PACK);
+        write(d.path(), "b.toml", &intent("b", "再见", "bye"));
+        write(
+            d.path(),
+            "a.toml",
+            "id = \"a\"\nfollow_ups = [\"b\", \"b\"]\n[zh]\nlabel = \"  \"\nexamples = [\"你好\"]\nanswer = \"x\"\n[en]\nlabel = \" Hi \"\nexamples = [\"hi\"]\nanswer = \"x\"\n",
+        );
+        let errs = errors(d.path()).join("\n");
+        assert!(errs.contains("a.toml:2: follow-up \"b\" is listed twice"), "{errs}");
+        assert!(errs.contains("a.toml:4: [zh] label is empty"), "{errs}");
+        assert_eq!(errs.lines().count(), 2, "{errs}");
+        write(d.path(), "a.toml", &intent("a", "你好", "hi").replace("[en]\n", "[en]\nlabel = \" Hi \"\n"));
+        let p = Pack::load(d.path()).expect("valid pack");
+        assert_eq!(p.intent("a").expect("a").text[&Lang::En].label, "Hi", "labels are trimmed");
     }
 
     #[test]

@@ -105,14 +105,21 @@ pub fn pieces(prefix: &str, text: &str) -> Vec<String> {
 /// The quick-reply choices as rows of buttons (five per row, at most five rows). Choices whose
 /// payload does not fit in a `custom_id` are left out.
 pub fn buttons(choices: &[Choice]) -> Vec<CreateActionRow> {
+    let mut seen: Vec<&str> = Vec::new();
     let buttons: Vec<CreateButton> = choices
         .iter()
         .filter(|c| {
-            let fits = !c.payload.is_empty() && chars_len(&c.payload) <= CUSTOM_ID_LIMIT;
+            let fits = !c.payload.is_empty() && chars_len(&c.payload) <= CUSTOM_ID_LIMIT && !c.label.trim().is_empty();
             if !fits {
-                tracing::warn!(len = c.payload.len(), "a quick-reply payload does not fit a Discord button; left out");
+                tracing::warn!(
+                    len = c.payload.len(),
+                    "a quick-reply button without a label or with a payload too long for Discord; left out"
+                );
             }
-            fits
+            // Discord refuses a message whose buttons share an id, so a repeated one is left out.
+            let new = !seen.contains(&c.payload.as_str());
+            seen.push(&c.payload);
+            fits && new
         })
         .take(25)
         .map(|c| CreateButton::new(c.payload.clone()).label(one_line(&c.label, BUTTON_LABEL_LIMIT)).style(ButtonStyle::Secondary))
@@ -240,6 +247,12 @@ mod tests {
         assert_eq!(buttons(&choices).len(), 2);
         let too_long = Choice { payload: "x".repeat(101), label: "x".into() };
         assert!(buttons(&[too_long]).is_empty());
+        let unlabelled = Choice { payload: "p".into(), label: " ".into() };
+        assert!(buttons(&[unlabelled]).is_empty());
+        let twice: Vec<Choice> = (0..3).map(|i| Choice { payload: "same".into(), label: format!("L{i}") }).collect();
+        let rows = buttons(&twice);
+        assert_eq!(rows.len(), 1);
+        assert!(matches!(&rows[0], CreateActionRow::Buttons(b) if b.len() == 1), "one button per id");
     }
 
     #[test]
