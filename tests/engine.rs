@@ -192,6 +192,11 @@ async fn agents_claim_reply_note_release_and_close() {
     assert!(matches!(err, EngineError::InvalidTicketState { .. }), "only the owner answers: {err}");
     e.agent(&alice(), AgentCommand::Reply(tid, "Hello, I'm Alice. Let me check.".into())).await.unwrap();
     e.agent(&alice(), AgentCommand::Note(tid, "customer seems upset".into())).await.unwrap();
+    // Too long for one message: refused with the reason, never cut behind the agent's back.
+    for cmd in [AgentCommand::Reply(tid, "好".repeat(MAX_MESSAGE_CHARS + 1)), AgentCommand::Note(tid, "x".repeat(MAX_MESSAGE_CHARS + 9))] {
+        let err = e.agent(&alice(), cmd).await.unwrap_err();
+        assert!(matches!(err, EngineError::BadCommand(_)) && err.to_string().contains("characters long"), "{err}");
+    }
     e.flush().await.unwrap();
     let seen: Vec<String> = h.replies("c").into_iter().map(|r| r.text).collect();
     assert!(seen.iter().any(|t| t.contains("Alice")), "the customer is told who joined: {seen:?}");

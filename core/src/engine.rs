@@ -457,6 +457,13 @@ impl Engine {
             AgentCommand::Reply(_, ref text) | AgentCommand::Note(_, ref text) if clean(text).trim().is_empty() => {
                 Err(EngineError::BadCommand("the message is empty".into()))
             }
+            // Refused rather than cut: the agent would not know the customer got only part of it.
+            AgentCommand::Reply(_, ref text) | AgentCommand::Note(_, ref text) if clean(text).chars().count() > MAX_MESSAGE_CHARS => {
+                Err(EngineError::BadCommand(format!(
+                    "the message is {} characters long; at most {MAX_MESSAGE_CHARS} go in one, send the rest in another",
+                    clean(text).chars().count()
+                )))
+            }
             AgentCommand::Claim(id)
             | AgentCommand::Reply(id, _)
             | AgentCommand::Note(id, _)
@@ -546,7 +553,7 @@ impl Engine {
                     claim(&mut commit, &mut t, &mut conv_next);
                     self.notify_desks(&mut commit, Some(ticket.id), DeskNotice::Claimed { agent: actor.name.clone() }, Some(actor));
                 }
-                let text: String = clean(text).chars().take(MAX_MESSAGE_CHARS).collect();
+                let text = clean(text);
                 commit.events.push(TicketEventKind::AgentReply { agent: actor.id.clone(), text: text.clone() });
                 commit.transcript.push((Author::Agent(actor.id.clone()), text.clone()));
                 commit.outbox.push(Outgoing::Customer {
@@ -557,7 +564,7 @@ impl Engine {
                 self.notify_desks(&mut commit, Some(ticket.id), DeskNotice::AgentReply { agent: actor.name.clone(), text }, Some(actor));
             }
             AgentCommand::Note(_, text) => {
-                let text: String = clean(text).chars().take(MAX_MESSAGE_CHARS).collect();
+                let text = clean(text);
                 commit.events.push(TicketEventKind::Note { agent: actor.id.clone(), text: text.clone() });
                 self.notify_desks(&mut commit, Some(ticket.id), DeskNotice::Note { agent: actor.name.clone(), text }, Some(actor));
             }
