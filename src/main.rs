@@ -40,15 +40,25 @@ enum Command {
 }
 
 fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let env = std::env::var(tracing_subscriber::EnvFilter::DEFAULT_ENV).ok();
+    let filter = tracing_subscriber::EnvFilter::try_new(log_directives(env.as_deref(), default))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// The log directives: `RUST_LOG` when set, else `default`; either way serenity is held at `warn`
+/// unless the directives name it, because its info-level spans carry whole gateway events and
+/// request bodies, customers' message text among them (`RUST_LOG=info` would log it all).
+fn log_directives(env: Option<&str>, default: &str) -> String {
+    let chosen = env.map(str::trim).filter(|e| !e.is_empty()).unwrap_or(default);
+    if chosen.contains("serenity") { chosen.to_string() } else { format!("{chosen},serenity=warn") }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(match cli.command {
         // serenity's info-level spans carry whole gateway events and request bodies (message text).
-        Command::Run(_) => "info,serenity=warn",
+        Command::Run(_) => "info",
         _ => "warn",
     });
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -99,7 +109,18 @@ fn describe(e: &anyhow::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::describe;
+    use super::{describe, log_directives};
+
+    #[test]
+    fn serenity_stays_at_warn_unless_named() {
+        assert_eq!(log_directives(None, "info"), "info,serenity=warn");
+        assert_eq!(log_directives(Some("info"), "warn"), "info,serenity=warn");
+        assert_eq!(log_directives(Some(" "), "warn"), "warn,serenity=warn");
+        assert_eq!(log_directives(Some("debug,serenity=info"), "warn"), "debug,serenity=info", "an operator who names it decides");
+        // The directives parse, and serenity's info events are then off.
+        let filter = tracing_subscriber::EnvFilter::try_new(log_directives(Some("info"), "warn")).expect("valid directives");
+        assert!(filter.to_string().contains("serenity=warn"), "{filter}");
+    }
 
     #[test]
     fn describe_prints_each_cause_once() {
