@@ -111,8 +111,11 @@ impl Config {
             desks.push("discord".to_string());
         }
         let mut agents = self.agents.allow.clone();
-        if let Some(role) = self.discord.get("staff_role_id") {
-            let role = role.as_str().map_or_else(|| role.to_string(), str::to_string);
+        // Read as the adapter reads it (a number, or a string with spaces around it), so that the
+        // entry matches the role ids Discord sends; an unreadable one stops `run` there.
+        if let Ok(switchboard_discord::DiscordConfig { staff_role_id: Some(role), .. }) =
+            switchboard_discord::DiscordConfig::from_table(&self.discord)
+        {
             agents.push(format!("discord-role:{role}"));
         }
         EngineConfig {
@@ -144,4 +147,24 @@ pub fn load_pack(dir: &Path, values: &BTreeMap<String, String>) -> anyhow::Resul
     let mut pack = Pack::load(dir).with_context(|| format!("cannot load the intent pack {}", dir.display()))?;
     pack.set_values(values.clone());
     Ok(pack)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(discord: &str) -> Config {
+        let fig = Figment::new().merge(Toml::string(&format!("[discord]\n{discord}")));
+        fig.extract().expect("valid configuration")
+    }
+
+    #[test]
+    fn the_staff_role_joins_the_allowlist_as_discord_sends_it() {
+        for written in ["staff_role_id = 234567890123456789", "staff_role_id = \" 234567890123456789 \""] {
+            let agents = config(written).engine().agents;
+            assert!(agents.contains(&"discord-role:234567890123456789".to_string()), "{written}: {agents:?}");
+        }
+        let agents = config("staff_role_id = \"not a number\"").engine().agents;
+        assert!(!agents.iter().any(|a| a.starts_with("discord-role:")), "{agents:?}");
+    }
 }
