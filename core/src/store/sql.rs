@@ -172,13 +172,21 @@ fn lang_from(s: &str) -> Result<Lang, StoreError> {
 }
 
 fn conversation_row(r: &AnyRow) -> Result<Conversation, StoreError> {
+    let id: i64 = r.try_get("id")?;
+    // The dialogue state is only where the bot is in its questions: one it cannot read (written by
+    // another version, or damaged) starts the dialogue afresh rather than shut the customer out.
+    // The owner and ticket are read strictly. The error is not logged: it may quote the state.
+    let state = from_json(&r.try_get::<String, _>("state")?).unwrap_or_else(|_| {
+        tracing::warn!(conversation = id, "unreadable dialogue state; the dialogue starts afresh");
+        crate::dialogue::DialogueState::default()
+    });
     Ok(Conversation {
-        id: r.try_get("id")?,
+        id,
         key: ConversationKey { channel: r.try_get("channel")?, chat: r.try_get("chat")? },
         customer_id: r.try_get("customer_id")?,
         customer_name: r.try_get("customer_name")?,
         lang: lang_from(&r.try_get::<String, _>("lang")?)?,
-        state: from_json(&r.try_get::<String, _>("state")?)?,
+        state,
         owner: from_json(&r.try_get::<String, _>("owner")?)?,
         ticket_id: r.try_get("ticket_id")?,
         version: r.try_get("version")?,
@@ -609,6 +617,34 @@ mod tests {
     #[tokio::test]
     async fn postgres_upgrades_from_version_1() {
         upgrade_from_version_1(&crate::store::suite::fresh_postgres().await, &POSTGRES_MIGRATIONS).await;
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_dialogue_state_starts_the_dialogue_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+        let new = NewConversation {
+            key: ConversationKey { channel: "tg".into(), chat: "7".into() },
+            customer_id: "7".into(),
+            customer_name: "Sam".into(),
+            lang: Lang::En,
+            at: 1,
+        };
+        let conv = store.open_conversation(new.clone()).await.unwrap();
+        sqlx::query(
+            "UPDATE conversations SET state = '{\"fallbacks\": \"many\", \"pending\": {\"kind\": \"future\"}}', owner = $1 WHERE id = $2",
+        )
+        .bind(json(&crate::types::Owner::Queue).unwrap())
+        .bind(conv.id)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let again = store.open_conversation(new).await.unwrap();
+        assert_eq!((again.id, again.owner, again.state), (conv.id, crate::types::Owner::Queue, crate::dialogue::DialogueState::default()));
+        assert!(store.conversation(conv.id).await.unwrap().is_some());
+        // The owner decides who answers: it is never guessed.
+        sqlx::query("UPDATE conversations SET owner = 'garbage' WHERE id = $1").bind(conv.id).execute(&store.pool).await.unwrap();
+        assert!(matches!(store.conversation(conv.id).await, Err(StoreError::Corrupt(_))));
     }
 
     #[test]
