@@ -5,6 +5,12 @@
 //! together (two quick messages from one customer) can reach the queue swapped; the worker
 //! gathers what arrives within `REORDER_WINDOW` and handles it in Discord's order, by snowflake
 //! id.
+//!
+//! Discord does not replay events to a new gateway session, so what customers wrote while the bot
+//! was stopped (or disconnected beyond a resume) would be lost. The worker remembers, per customer
+//! channel (a DM or a support channel), the last message it handled (`NS_SEEN`), and at the start
+//! of every session reads what came after it from the REST API and handles it first; the
+//! engine's dedup makes a message seen both ways count once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,8 +19,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serenity::all::{
     ChannelId, CommandDataOptionValue, CommandInteraction, CommandOptionType, ComponentInteraction, Context, CreateCommand,
-    CreateCommandOption, CreateInteractionResponse, CreateInteractionResponseMessage, CreateMessage, EventHandler, GuildId, Http,
-    Interaction, Message, MessageType, Ready, ResumedEvent, RoleId, User, UserId,
+    CreateCommandOption, CreateInteractionResponse, CreateInteractionResponseMessage, CreateMessage, EventHandler, GetMessages, GuildId,
+    Http, Interaction, Message, MessageId, MessageType, Ready, ResumedEvent, RoleId, User, UserId,
 };
 use switchboard_core::dialogue::PAYLOAD_START;
 use switchboard_core::engine::{AgentCommand, AgentOutcome, Engine};
@@ -29,6 +35,21 @@ use crate::threads::Threads;
 
 /// How long a customer message is kept and retried while storage is unreachable.
 const OUTAGE_PATIENCE: Duration = Duration::from_secs(3600);
+
+/// Namespace of `customer channel id → id of the last customer message handled there`.
+pub const NS_SEEN: &str = "discord.seen";
+
+/// Channels whose last handled message is older than this are not read again at a session's start
+/// (so a restart does not walk every DM ever opened); it matches the engine's dedup retention.
+const CATCH_UP_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// At most this many pages of 100 messages are read per channel at a session's start.
+const CATCH_UP_PAGES: usize = 10;
+
+/// Milliseconds since the Unix epoch at which a snowflake id was made.
+fn snowflake_ms(id: u64) -> u64 {
+    (id >> 22) + 1_420_070_400_000
+}
 
 /// An event taken off the gateway, waiting for the worker.
 #[derive(Debug)]
@@ -115,6 +136,8 @@ pub(crate) struct Worker {
     pub(crate) commands_registered: AtomicBool,
     /// Turns true on shutdown (set by [`Worker::run`]); ends waits between retries.
     pub(crate) stop: std::sync::OnceLock<watch::Receiver<bool>>,
+    /// The last customer message handled per channel, as stored under [`NS_SEEN`].
+    pub(crate) seen: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -198,7 +221,10 @@ impl Worker {
 
     async fn handle(&self, ev: Incoming) {
         match ev {
-            Incoming::Ready(ready) => self.on_ready(&ready),
+            Incoming::Ready(ready) => {
+                self.on_ready(&ready);
+                self.catch_up().await;
+            }
             Incoming::Message(msg) => self.on_message(&msg).await,
             Incoming::Click(click) => self.on_click(&click).await,
             Incoming::Command(cmd) => self.on_command(&cmd).await,
@@ -219,6 +245,75 @@ impl Worker {
                 Err(e) => tracing::error!(guild = %guild, error = %e, "could not register the agents' slash commands"),
             }
         });
+    }
+
+    /// Handles, oldest first, the customer messages posted since the last one handled in each
+    /// recently active customer channel: what was written while no session was live.
+    async fn catch_up(&self) {
+        let store = self.engine.store().clone();
+        let seen = match store.values(NS_SEEN).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read which Discord messages were handled; messages sent while disconnected are not read");
+                return;
+            }
+        };
+        let now = u64::try_from(switchboard_core::types::now_ms()).unwrap_or_default();
+        let window = u64::try_from(CATCH_UP_WINDOW.as_millis()).unwrap_or(u64::MAX);
+        let mut read = 0usize;
+        for (channel, last) in seen {
+            let (Ok(channel), Ok(mut after)) = (channel.parse::<u64>(), last.parse::<u64>()) else { continue };
+            if channel == 0 || after == 0 || snowflake_ms(after).saturating_add(window) < now {
+                continue;
+            }
+            self.seen.lock().unwrap_or_else(|p| p.into_inner()).entry(channel).or_insert(after);
+            let support = self.config.support_channel_ids.contains(&channel);
+            for _ in 0..CATCH_UP_PAGES {
+                let page = ChannelId::new(channel).messages(&*self.http, GetMessages::new().after(MessageId::new(after)).limit(100)).await;
+                let mut page = match page {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(channel, error = %e, "cannot read the Discord messages sent while disconnected");
+                        break;
+                    }
+                };
+                // Discord lists a page newest first.
+                page.sort_by_key(|m| m.id);
+                let full = page.len() >= 100;
+                let from = after;
+                for mut m in page.into_iter().filter(|m| m.id.get() > from) {
+                    after = m.id.get();
+                    // REST messages carry no guild id; a support channel's are guild messages.
+                    if support && m.guild_id.is_none() {
+                        m.guild_id = self.staff_guild.or(Some(GuildId::new(1)));
+                    }
+                    read += 1;
+                    self.on_message(&m).await;
+                }
+                if !full {
+                    break;
+                }
+            }
+        }
+        if read > 0 {
+            tracing::info!(messages = read, "read the Discord messages sent while disconnected");
+        }
+    }
+
+    /// Records that the customer message `id` in `channel` was handled (only ever forward).
+    async fn mark_seen(&self, channel: ChannelId, id: MessageId) {
+        let newer = {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            let last = seen.entry(channel.get()).or_insert(0);
+            let newer = id.get() > *last;
+            if newer {
+                *last = id.get();
+            }
+            newer
+        };
+        if newer && let Err(e) = self.engine.store().set_value(NS_SEEN, &channel.get().to_string(), &id.get().to_string()).await {
+            tracing::warn!(channel = %channel, error = %e, "cannot record the last handled Discord message");
+        }
     }
 
     async fn on_message(&self, msg: &Message) {
@@ -274,14 +369,17 @@ impl Worker {
             at: msg.timestamp.timestamp_millis(),
             lang_hint: None,
         };
-        self.handle_inbound(inbound).await;
+        if self.handle_inbound(inbound).await {
+            self.mark_seen(msg.channel_id, msg.id).await;
+        }
     }
 
     /// Hands a customer message to the engine. Discord delivers a message event once, so while
     /// storage is unreachable the message is kept here and tried again, with backoff, for up to
     /// [`OUTAGE_PATIENCE`] or until shutdown; later events wait behind it, keeping their order.
-    /// The engine's dedup makes a retry of a message that was in fact stored harmless.
-    async fn handle_inbound(&self, inbound: Inbound) {
+    /// The engine's dedup makes a retry of a message that was in fact stored harmless. Returns
+    /// whether the engine took the message (or had it already).
+    async fn handle_inbound(&self, inbound: Inbound) -> bool {
         let message_id = inbound.message_id.clone();
         let give_up = tokio::time::Instant::now() + OUTAGE_PATIENCE;
         let mut wait = Duration::from_millis(250);
@@ -291,7 +389,7 @@ impl Worker {
             match self.engine.handle(inbound.clone()).await {
                 Ok(h) => {
                     tracing::debug!(message = %message_id, action = h.action.as_str(), intent = ?h.intent, "handled a Discord message");
-                    return;
+                    return true;
                 }
                 Err(e) if e.is_transient() && !stopping && tokio::time::Instant::now() + wait < give_up => {
                     tracing::warn!(message = %message_id, error = %e, wait_ms = wait.as_millis() as u64, "cannot store a Discord message yet, retrying");
@@ -309,7 +407,7 @@ impl Worker {
                 }
                 Err(e) => {
                     tracing::error!(message = %message_id, error = %e, "could not handle a Discord message");
-                    return;
+                    return false;
                 }
             }
         }
@@ -334,7 +432,7 @@ impl Worker {
             at: click.id.created_at().timestamp_millis(),
             lang_hint: None,
         };
-        self.handle_inbound(inbound).await;
+        let _ = self.handle_inbound(inbound).await;
     }
 
     async fn agent_message(&self, msg: &Message, ticket: i64) {

@@ -21,6 +21,10 @@ pub const CHANNEL_NAME: &str = "discord";
 /// Discord's error code for "Cannot send messages to this user" (DMs closed, or no shared guild).
 const CANNOT_MESSAGE_USER: isize = 50007;
 
+/// Discord's error codes for "Missing Access" and "Missing Permissions".
+const MISSING_ACCESS: isize = 50001;
+const MISSING_PERMISSIONS: isize = 50013;
+
 /// When Discord says "slow down" without a usable delay (the typed error drops `retry_after`).
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -145,6 +149,11 @@ pub fn map_error(e: &serenity::Error) -> ChannelError {
                 429 => ChannelError::RateLimited(DEFAULT_RETRY_AFTER),
                 401 | 408 | 500..=599 => ChannelError::Transient(what),
                 403 if code == CANNOT_MESSAGE_USER => ChannelError::Blocked(what),
+                // The bot's role lacks access or a permission in that channel: not the message's
+                // fault, and fixed by an operator, so the outbox keeps retrying it meanwhile.
+                403 if code == MISSING_ACCESS || code == MISSING_PERMISSIONS => {
+                    ChannelError::Transient(format!("{what}; give the bot's role access and the Send Messages permission there"))
+                }
                 _ => ChannelError::Permanent(what),
             }
         }

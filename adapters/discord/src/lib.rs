@@ -145,6 +145,7 @@ impl Discord {
             threads,
             commands_registered: AtomicBool::new(false),
             stop: std::sync::OnceLock::new(),
+            seen: std::sync::Mutex::default(),
         });
         Ok(Discord { worker, client, rx })
     }

@@ -41,10 +41,7 @@ async fn faq_answers_a_dm_in_chinese_and_in_english() {
     // A picture with words: the words are answered, and the transcript keeps both.
     h.fake.dm_picture(&en, "my transfer failed, here is the screenshot");
     h.wait_text(h.dm_channel(&en), "A failed transfer is most often caused").await;
-    let mut lines = Vec::new();
-    for conversation in 1..=10 {
-        lines.extend(h.engine.store().transcript(conversation, 20).await.expect("store"));
-    }
+    let lines = h.transcript_of(&h.dm_channel(&en).to_string()).await;
     assert!(lines.iter().any(|l| l.text == "[attachment] my transfer failed, here is the screenshot"), "{lines:?}");
     assert!(h.fake.unknown_routes().is_empty(), "{:?}", h.fake.unknown_routes());
     h.stop().await;
@@ -458,6 +455,63 @@ async fn threads_survive_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_sent_while_the_bot_was_stopped_are_answered_when_it_starts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (stop_fake, stop_rx) = tokio::sync::watch::channel(false);
+    let mut rx = stop_rx.clone();
+    let fake = fake::FakeDiscord::bind(async move {
+        let _ = rx.wait_for(|s| *s).await;
+    })
+    .await
+    .expect("fake");
+    fake.add_text_channel(STAFF_CHANNEL, "staff");
+    fake.add_text_channel(SUPPORT_CHANNEL, "support");
+    let ann = customer(1401, "ann");
+    let bob = customer(1402, "bob");
+    let dm = fake.dm_channel(&ann);
+
+    let h = Harness::start_sqlite(dir.path(), Some(fake.clone())).await;
+    h.fake.dm(&ann, "hello");
+    h.wait_posts("the greeting", dm, 1).await;
+    h.fake.mention(SUPPORT_CHANNEL, &bob, "hello");
+    h.wait_posts("bob's greeting", SUPPORT_CHANNEL, 1).await;
+    h.settle().await;
+    h.stop().await;
+
+    // Nobody is connected: Discord keeps the messages but will not send their events again.
+    fake.dm(&ann, "my account is locked");
+    fake.dm(&ann, "my transfer failed");
+    fake.say(SUPPORT_CHANNEL, &bob, "anyone around?");
+    fake.mention(SUPPORT_CHANNEL, &bob, "my account is locked");
+
+    let h = Harness::start_sqlite(dir.path(), Some(fake.clone())).await;
+    let posts = h.wait_posts("the answers to what ann wrote meanwhile", dm, 3).await;
+    assert!(posts[1].text().contains("Forgot password") && posts[2].text().contains("A failed transfer"), "in order: {posts:?}");
+    let reply = h.wait_text(SUPPORT_CHANNEL, "Forgot password").await;
+    assert!(reply.content.starts_with("<@1402> "), "in bob's own conversation there: {}", reply.content);
+    h.settle().await;
+    assert_eq!(h.fake.posts(SUPPORT_CHANNEL).len(), 2, "the message without a mention is left alone: {:?}", h.texts(SUPPORT_CHANNEL));
+    let lines = h.transcript_of(&dm.to_string()).await;
+    assert_eq!(lines.iter().filter(|l| l.author == switchboard_core::types::Author::Customer).count(), 3, "{lines:?}");
+    // Live messages still flow once caught up.
+    h.fake.dm(&ann, "thanks");
+    h.wait_posts("the answer to thanks", dm, 4).await;
+    h.settle().await;
+    h.stop().await;
+
+    // Another start reads nothing twice.
+    let h = Harness::start_sqlite(dir.path(), Some(fake.clone())).await;
+    h.fake.dm(&ann, "my account is locked");
+    h.wait_posts("a live answer after the third start", dm, 5).await;
+    h.settle().await;
+    assert_eq!(h.fake.posts(dm).len(), 5, "{:?}", h.texts(dm));
+    assert_eq!(h.fake.posts(SUPPORT_CHANNEL).len(), 2);
+    assert!(h.fake.unknown_routes().is_empty(), "{:?}", h.fake.unknown_routes());
+    h.stop().await;
+    let _ = stop_fake.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_errors_map_onto_the_outboxs_decisions() {
     use switchboard_core::ChannelError;
     use switchboard_core::channel::Channel;
@@ -477,7 +531,7 @@ async fn send_errors_map_onto_the_outboxs_decisions() {
     f.fail_next_posts(&[Failure::RateLimited(0.5), Failure::ServerError, Failure::Forbidden(50013)]);
     assert!(matches!(channel.send(&dm, &hi).await, Err(ChannelError::RateLimited(_))));
     assert!(matches!(channel.send(&dm, &hi).await, Err(ChannelError::Transient(_))));
-    assert!(matches!(channel.send(&dm, &hi).await, Err(ChannelError::Permanent(_))), "missing permissions");
+    assert!(matches!(channel.send(&dm, &hi).await, Err(ChannelError::Transient(_))), "missing permissions: retried until fixed");
     assert!(matches!(channel.send("999", &hi).await, Err(ChannelError::Permanent(_))), "unknown channel");
     assert!(matches!(channel.send("not-a-channel", &hi).await, Err(ChannelError::Permanent(_))));
     f.block_dms(&ann);

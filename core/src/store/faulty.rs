@@ -132,6 +132,10 @@ impl<S: Store> Store for Faulty<S> {
         self.check()?;
         self.inner.set_value(namespace, key, value).await
     }
+    async fn values(&self, namespace: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.check()?;
+        self.inner.values(namespace).await
+    }
 }
 
 #[cfg(test)]

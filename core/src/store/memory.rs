@@ -252,4 +252,11 @@ impl Store for MemoryStore {
         self.lock().values.insert((namespace.to_string(), key.to_string()), value.to_string());
         Ok(())
     }
+
+    async fn values(&self, namespace: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut v: Vec<(String, String)> =
+            self.lock().values.iter().filter(|((ns, _), _)| ns == namespace).map(|((_, k), v)| (k.clone(), v.clone())).collect();
+        v.sort();
+        Ok(v)
+    }
 }

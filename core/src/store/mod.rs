@@ -150,4 +150,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get_value(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError>;
     /// Writes an adapter value.
     async fn set_value(&self, namespace: &str, key: &str, value: &str) -> Result<(), StoreError>;
+    /// Every adapter value of a namespace, as `(key, value)` sorted by key.
+    async fn values(&self, namespace: &str) -> Result<Vec<(String, String)>, StoreError>;
 }

@@ -571,6 +571,11 @@ impl Store for SqlStore {
         .await?;
         Ok(())
     }
+
+    async fn values(&self, namespace: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT key, value FROM kv WHERE namespace = $1 ORDER BY key").bind(namespace).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((r.try_get("key")?, r.try_get("value")?))).collect()
+    }
 }
 
 #[cfg(test)]

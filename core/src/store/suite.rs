@@ -322,4 +322,9 @@ async fn values_round_trip(store: &dyn Store) {
     store.set_value("discord", "offset", "x").await.unwrap();
     assert_eq!(store.get_value("telegram", "offset").await.unwrap().as_deref(), Some("42"));
     assert_eq!(store.get_value("discord", "offset").await.unwrap().as_deref(), Some("x"));
+    store.set_value("telegram", "b", "2").await.unwrap();
+    store.set_value("telegram", "a", "1").await.unwrap();
+    let all = store.values("telegram").await.unwrap();
+    assert_eq!(all, [("a".into(), "1".into()), ("b".into(), "2".into()), ("offset".into(), "42".into())], "one namespace, by key");
+    assert!(store.values("nothing here").await.unwrap().is_empty());
 }

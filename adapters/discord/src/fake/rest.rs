@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Request, State as AxState};
+use axum::extract::{Path, Query, Request, State as AxState};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -30,7 +30,7 @@ pub(super) fn router(state: Arc<State>) -> Router {
         .route("/api/v10/users/@me", get(me))
         .route("/api/v10/users/@me/channels", post(create_dm))
         .route("/api/v10/channels/{id}", get(get_channel).patch(edit_channel))
-        .route("/api/v10/channels/{id}/messages", post(create_message))
+        .route("/api/v10/channels/{id}/messages", get(list_messages).post(create_message))
         .route("/api/v10/channels/{id}/threads", post(create_thread))
         .route("/api/v10/interactions/{id}/{token}/callback", post(interaction_callback))
         .route("/api/v10/applications/{app}/guilds/{guild}/commands", put(overwrite_commands))
@@ -187,7 +187,51 @@ async fn create_message(AxState(s): S, Path(id): Path<String>, axum::Json(body):
     if let Some(o) = m.as_object_mut() {
         o.remove("member");
     }
+    st.sent_messages.insert(id, m.clone());
     axum::Json(m).into_response()
+}
+
+/// `GET /channels/{id}/messages?after=…&limit=…` (or `before=…`): as Discord answers it, the
+/// `limit` (default 50, at most 100) messages nearest the given id on that side, newest first,
+/// without the `guild_id` and `member` that only gateway events carry.
+async fn list_messages(AxState(s): S, Path(id): Path<String>, Query(q): Query<std::collections::HashMap<String, String>>) -> Response {
+    let Ok(channel) = id.parse::<u64>() else {
+        return unknown_channel();
+    };
+    let st = s.lock();
+    if !st.channels.contains_key(&channel) {
+        return unknown_channel();
+    }
+    let num = |k: &str| q.get(k).and_then(|v| v.parse::<u64>().ok());
+    let limit = num("limit").unwrap_or(50).clamp(1, 100) as usize;
+    let mut ids: Vec<u64> = st
+        .sent_messages
+        .iter()
+        .filter(|(_, m)| m["channel_id"].as_str() == Some(channel.to_string().as_str()))
+        .map(|(&id, _)| id)
+        .collect();
+    ids.sort_unstable();
+    let picked: Vec<u64> = match (num("after"), num("before")) {
+        (Some(after), _) => ids.into_iter().filter(|&i| i > after).take(limit).collect(),
+        (None, Some(before)) => {
+            let older: Vec<u64> = ids.into_iter().filter(|&i| i < before).collect();
+            older[older.len().saturating_sub(limit)..].to_vec()
+        }
+        (None, None) => ids[ids.len().saturating_sub(limit)..].to_vec(),
+    };
+    let out: Vec<Value> = picked
+        .iter()
+        .rev()
+        .filter_map(|i| st.sent_messages.get(i).cloned())
+        .map(|mut m| {
+            if let Some(o) = m.as_object_mut() {
+                o.remove("guild_id");
+                o.remove("member");
+            }
+            m
+        })
+        .collect();
+    axum::Json(out).into_response()
 }
 
 async fn create_thread(AxState(s): S, Path(id): Path<String>, axum::Json(body): axum::Json<Value>) -> Response {
