@@ -6,11 +6,11 @@
 //! gathers what arrives within `REORDER_WINDOW` and handles it in Discord's order, by snowflake
 //! id.
 //!
-//! Discord does not replay events to a new gateway session, so what customers wrote while the bot
-//! was stopped (or disconnected beyond a resume) would be lost. The worker remembers, per customer
-//! channel (a DM or a support channel), the last message it handled (`NS_SEEN`), and at the start
-//! of every session reads what came after it from the REST API and handles it first; the
-//! engine's dedup makes a message seen both ways count once.
+//! Discord does not replay events to a new gateway session, so what customers and agents wrote
+//! while the bot was stopped (or disconnected beyond a resume) would be lost. The worker
+//! remembers, per channel (a DM, a support channel, a ticket thread), the last message it handled
+//! there (`NS_SEEN`), and at the start of every session reads what came after it from the REST API
+//! and handles it first; a message read so and then delivered live as well counts once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,7 +36,8 @@ use crate::threads::Threads;
 /// How long a customer message is kept and retried while storage is unreachable.
 const OUTAGE_PATIENCE: Duration = Duration::from_secs(3600);
 
-/// Namespace of `customer channel id → id of the last customer message handled there`.
+/// Namespace of `channel id → id of the last message handled there` (customers' DMs and support
+/// channels, agents' ticket threads).
 pub const NS_SEEN: &str = "discord.seen";
 
 /// Channels whose last handled message is older than this are not read again at a session's start
@@ -136,8 +137,10 @@ pub(crate) struct Worker {
     pub(crate) commands_registered: AtomicBool,
     /// Turns true on shutdown (set by [`Worker::run`]); ends waits between retries.
     pub(crate) stop: std::sync::OnceLock<watch::Receiver<bool>>,
-    /// The last customer message handled per channel, as stored under [`NS_SEEN`].
+    /// The last message handled per channel, as stored under [`NS_SEEN`].
     pub(crate) seen: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
+    /// Messages handled while catching up, so that their live delivery is not handled again.
+    pub(crate) caught_up: std::sync::Mutex<std::collections::HashSet<u64>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -258,6 +261,8 @@ impl Worker {
                 return;
             }
         };
+        // A live delivery of what the previous session read has come by now.
+        self.caught_up.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let now = u64::try_from(switchboard_core::types::now_ms()).unwrap_or_default();
         let window = u64::try_from(CATCH_UP_WINDOW.as_millis()).unwrap_or(u64::MAX);
         let mut read = 0usize;
@@ -268,6 +273,13 @@ impl Worker {
             }
             self.seen.lock().unwrap_or_else(|p| p.into_inner()).entry(channel).or_insert(after);
             let support = self.config.support_channel_ids.contains(&channel);
+            let thread = match self.threads.ticket_of(ChannelId::new(channel)).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(channel, error = %e, "cannot tell whether a channel is a ticket thread; not read");
+                    continue;
+                }
+            };
             for _ in 0..CATCH_UP_PAGES {
                 let page = ChannelId::new(channel).messages(&*self.http, GetMessages::new().after(MessageId::new(after)).limit(100)).await;
                 let mut page = match page {
@@ -283,13 +295,36 @@ impl Worker {
                 let from = after;
                 for mut m in page.into_iter().filter(|m| m.id.get() > from) {
                     after = m.id.get();
-                    // REST messages carry no guild id; a support channel's are guild messages.
-                    if support && m.guild_id.is_none() {
-                        m.guild_id = self.staff_guild.or(Some(GuildId::new(1)));
+                    if !self.takes(&m) {
+                        continue;
                     }
                     read += 1;
-                    self.on_message(&m).await;
+                    match thread {
+                        // REST messages carry no member: the roles the allowlist checks are looked up.
+                        Some(ticket) => {
+                            let member = match self.staff_guild {
+                                Some(g) => g.member(&*self.http, m.author.id).await.ok(),
+                                None => None,
+                            };
+                            let nick = member.as_ref().and_then(|mb| mb.nick.clone());
+                            let roles = member.map(|mb| mb.roles).unwrap_or_default();
+                            self.agent_message(&m, ticket, nick.as_deref(), &roles).await;
+                        }
+                        None => {
+                            // Nor a guild id; a support channel's messages are guild messages.
+                            if support && m.guild_id.is_none() {
+                                m.guild_id = self.staff_guild.or(Some(GuildId::new(1)));
+                            }
+                            self.on_message(&m).await;
+                        }
+                    }
+                    self.caught_up.lock().unwrap_or_else(|p| p.into_inner()).insert(m.id.get());
                 }
+                // Past what was read (and ignored) too, unless shutdown cut the handling short.
+                if self.stop.get().is_some_and(|s| *s.borrow()) {
+                    return;
+                }
+                self.mark_seen(ChannelId::new(channel), MessageId::new(after)).await;
                 if !full {
                     break;
                 }
@@ -300,7 +335,7 @@ impl Worker {
         }
     }
 
-    /// Records that the customer message `id` in `channel` was handled (only ever forward).
+    /// Records that the message `id` in `channel` was handled (only ever forward).
     async fn mark_seen(&self, channel: ChannelId, id: MessageId) {
         let newer = {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -316,8 +351,18 @@ impl Worker {
         }
     }
 
+    /// Whether a message is a person's text the bot looks at (not the bot's own, a webhook's or a
+    /// system message).
+    fn takes(&self, msg: &Message) -> bool {
+        !msg.author.bot && msg.webhook_id.is_none() && matches!(msg.kind, MessageType::Regular | MessageType::InlineReply)
+    }
+
     async fn on_message(&self, msg: &Message) {
-        if msg.author.bot || msg.webhook_id.is_some() || !matches!(msg.kind, MessageType::Regular | MessageType::InlineReply) {
+        if !self.takes(msg) {
+            return;
+        }
+        // Already handled while catching up at the session's start.
+        if self.caught_up.lock().unwrap_or_else(|p| p.into_inner()).remove(&msg.id.get()) {
             return;
         }
         match msg.guild_id {
@@ -333,7 +378,11 @@ impl Worker {
                     return;
                 }
                 match self.threads.ticket_of(msg.channel_id).await {
-                    Ok(Some(ticket)) => self.agent_message(msg, ticket).await,
+                    Ok(Some(ticket)) => {
+                        let nick = msg.member.as_ref().and_then(|m| m.nick.as_deref());
+                        let roles = msg.member.as_ref().map(|m| m.roles.clone()).unwrap_or_default();
+                        self.agent_message(msg, ticket, nick, &roles).await;
+                    }
                     Ok(None) => {}
                     Err(e) => tracing::error!(error = %e, "cannot look up ticket threads"),
                 }
@@ -435,10 +484,10 @@ impl Worker {
         let _ = self.handle_inbound(inbound).await;
     }
 
-    async fn agent_message(&self, msg: &Message, ticket: i64) {
-        let nick = msg.member.as_ref().and_then(|m| m.nick.as_deref());
-        let roles = msg.member.as_ref().map(|m| m.roles.clone()).unwrap_or_default();
-        let actor = actor(&msg.author, nick, &roles);
+    /// Relays a message in ticket `ticket`'s thread from `msg.author` (with this nickname and
+    /// these roles in the staff guild) to the customer, if they are an agent.
+    async fn agent_message(&self, msg: &Message, ticket: i64, nick: Option<&str>, roles: &[RoleId]) {
+        let actor = actor(&msg.author, nick, roles);
         if !self.engine.is_agent(&actor) {
             tracing::warn!(user = %msg.author.id, ticket, "ignored a message in a ticket thread from a member without the staff role");
             return;
@@ -451,7 +500,10 @@ impl Worker {
             return;
         }
         match self.engine.agent(&actor, AgentCommand::Reply(ticket, text)).await {
-            Ok(_) => tracing::debug!(ticket, agent = %actor.id, "relayed an agent's message"),
+            Ok(_) => {
+                tracing::debug!(ticket, agent = %actor.id, "relayed an agent's message");
+                self.mark_seen(msg.channel_id, msg.id).await;
+            }
             Err(e) => self.say(msg.channel_id, format!("⚠️ Not sent to the customer: {}", format::escape(&e.to_string()))),
         }
     }

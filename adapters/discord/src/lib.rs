@@ -146,6 +146,7 @@ impl Discord {
             commands_registered: AtomicBool::new(false),
             stop: std::sync::OnceLock::new(),
             seen: std::sync::Mutex::default(),
+            caught_up: std::sync::Mutex::default(),
         });
         Ok(Discord { worker, client, rx })
     }

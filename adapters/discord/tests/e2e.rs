@@ -439,13 +439,24 @@ async fn threads_survive_a_restart() {
 
     let h = Harness::start_sqlite(dir.path(), Some(fake.clone())).await;
     let (ticket, thread) = h.escalate(&ann).await;
+    h.fake.say(thread.id, &alice, "hello, I'm on it");
+    h.wait_text(dm, "I'm on it").await;
     h.settle().await;
     h.stop().await;
+    // Written while the bot is stopped: Discord will not send these events to the next session.
+    fake.say(thread.id, &alice, "written while the bot was away");
+    fake.say(thread.id, &customer(1399, "nosy"), "not staff: never relayed");
 
-    // A new process over the same database: the thread still belongs to the ticket.
+    // A new process over the same database: the thread still belongs to the ticket, and what the
+    // agent wrote meanwhile reaches the customer (the allowlist checks the roles looked up).
     let h = Harness::start_sqlite(dir.path(), Some(fake.clone())).await;
+    h.wait_text(dm, "written while the bot was away").await;
     h.fake.say(thread.id, &alice, "back after the restart");
     h.wait_text(dm, "back after the restart").await;
+    h.settle().await;
+    let texts = h.texts(dm);
+    assert_eq!(texts.iter().filter(|t| t.contains("while the bot was away") || t.contains("I'm on it")).count(), 2, "once each: {texts:?}");
+    assert!(!texts.iter().any(|t| t.contains("never relayed")), "{texts:?}");
     h.fake.dm(&ann, "great");
     h.wait_text(thread.id, "great").await;
     assert_eq!(h.fake.threads().len(), 1, "no second thread");

@@ -24,7 +24,7 @@ pub(super) fn user(id: u64, name: &str, bot: bool) -> Value {
     })
 }
 
-fn member(user: &FakeUser, with_user: bool) -> Value {
+pub(super) fn member(user: &FakeUser, with_user: bool) -> Value {
     let mut m = json!({
         "nick": null,
         "roles": user.roles.iter().map(|r| r.to_string()).collect::<Vec<_>>(),

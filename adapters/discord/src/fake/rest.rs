@@ -32,6 +32,7 @@ pub(super) fn router(state: Arc<State>) -> Router {
         .route("/api/v10/channels/{id}", get(get_channel).patch(edit_channel))
         .route("/api/v10/channels/{id}/messages", get(list_messages).post(create_message))
         .route("/api/v10/channels/{id}/threads", post(create_thread))
+        .route("/api/v10/guilds/{guild}/members/{user}", get(get_member))
         .route("/api/v10/interactions/{id}/{token}/callback", post(interaction_callback))
         .route("/api/v10/applications/{app}/guilds/{guild}/commands", put(overwrite_commands))
         .fallback(unknown)
@@ -189,6 +190,16 @@ async fn create_message(AxState(s): S, Path(id): Path<String>, axum::Json(body):
     }
     st.sent_messages.insert(id, m.clone());
     axum::Json(m).into_response()
+}
+
+/// `GET /guilds/{guild}/members/{user}`: a member of the fake's guild, with their roles.
+async fn get_member(AxState(s): S, Path((guild, user)): Path<(String, String)>) -> Response {
+    let st = s.lock();
+    let user = user.parse::<u64>().ok().and_then(|u| st.users.get(&u).cloned());
+    match user {
+        Some(u) if guild == super::GUILD_ID.to_string() => axum::Json(j::member(&u, true)).into_response(),
+        _ => error(StatusCode::NOT_FOUND, 10007, "Unknown Member"),
+    }
 }
 
 /// `GET /channels/{id}/messages?after=…&limit=…` (or `before=…`): as Discord answers it, the
