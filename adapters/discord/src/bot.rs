@@ -250,8 +250,9 @@ impl Worker {
         });
     }
 
-    /// Handles, oldest first, the customer messages posted since the last one handled in each
-    /// recently active customer channel: what was written while no session was live.
+    /// Handles, oldest first, the messages posted since the last one handled in each recently
+    /// active DM, support channel and ticket thread: what customers and agents wrote while no
+    /// session was live.
     async fn catch_up(&self) {
         let store = self.engine.store().clone();
         let seen = match store.values(NS_SEEN).await {

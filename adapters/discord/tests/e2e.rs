@@ -424,15 +424,7 @@ async fn queue_lists_tickets_for_staff() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn threads_survive_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (stop_fake, stop_rx) = tokio::sync::watch::channel(false);
-    let mut rx = stop_rx.clone();
-    let fake = fake::FakeDiscord::bind(async move {
-        let _ = rx.wait_for(|s| *s).await;
-    })
-    .await
-    .expect("fake");
-    fake.add_text_channel(STAFF_CHANNEL, "staff");
-    fake.add_text_channel(SUPPORT_CHANNEL, "support");
+    let (fake, stop_fake) = Harness::lasting_fake().await;
     let ann = customer(1301, "ann");
     let alice = agent(1351, "alice");
     let dm = fake.dm_channel(&ann);
@@ -468,15 +460,7 @@ async fn threads_survive_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_sent_while_the_bot_was_stopped_are_answered_when_it_starts() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (stop_fake, stop_rx) = tokio::sync::watch::channel(false);
-    let mut rx = stop_rx.clone();
-    let fake = fake::FakeDiscord::bind(async move {
-        let _ = rx.wait_for(|s| *s).await;
-    })
-    .await
-    .expect("fake");
-    fake.add_text_channel(STAFF_CHANNEL, "staff");
-    fake.add_text_channel(SUPPORT_CHANNEL, "support");
+    let (fake, stop_fake) = Harness::lasting_fake().await;
     let ann = customer(1401, "ann");
     let bob = customer(1402, "bob");
     let dm = fake.dm_channel(&ann);

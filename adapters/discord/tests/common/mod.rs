@@ -88,6 +88,16 @@ impl Harness {
         Harness::start_with(Arc::new(store), fake).await
     }
 
+    /// A fake Discord with the staff and support channels that outlives harnesses (to test a
+    /// restart); it stops when the returned sender sends `true`.
+    pub async fn lasting_fake() -> (FakeDiscord, watch::Sender<bool>) {
+        let (stop, stop_rx) = watch::channel(false);
+        let f = FakeDiscord::bind(stopped(&stop_rx)).await.expect("bind the fake Discord");
+        f.add_text_channel(STAFF_CHANNEL, "staff");
+        f.add_text_channel(SUPPORT_CHANNEL, "support");
+        (f, stop)
+    }
+
     /// Starts everything over `store`, with an existing fake if given.
     pub async fn start_with(store: Arc<dyn Store>, fake: Option<FakeDiscord>) -> Harness {
         init_logs();
