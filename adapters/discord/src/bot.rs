@@ -486,8 +486,14 @@ impl Worker {
     }
 
     /// Relays a message in ticket `ticket`'s thread from `msg.author` (with this nickname and
-    /// these roles in the staff guild) to the customer, if they are an agent.
+    /// these roles in the staff guild) to the customer, if they are an agent; either way the
+    /// message counts as handled, so a restart does not read it again.
     async fn agent_message(&self, msg: &Message, ticket: i64, nick: Option<&str>, roles: &[RoleId]) {
+        self.relay_agent_message(msg, ticket, nick, roles).await;
+        self.mark_seen(msg.channel_id, msg.id).await;
+    }
+
+    async fn relay_agent_message(&self, msg: &Message, ticket: i64, nick: Option<&str>, roles: &[RoleId]) {
         let actor = actor(&msg.author, nick, roles);
         if !self.engine.is_agent(&actor) {
             tracing::warn!(user = %msg.author.id, ticket, "ignored a message in a ticket thread from a member without the staff role");
@@ -501,10 +507,7 @@ impl Worker {
             return;
         }
         match self.engine.agent(&actor, AgentCommand::Reply(ticket, text)).await {
-            Ok(_) => {
-                tracing::debug!(ticket, agent = %actor.id, "relayed an agent's message");
-                self.mark_seen(msg.channel_id, msg.id).await;
-            }
+            Ok(_) => tracing::debug!(ticket, agent = %actor.id, "relayed an agent's message"),
             Err(e) => self.say(msg.channel_id, format!("⚠️ Not sent to the customer: {}", format::escape(&e.to_string()))),
         }
     }
