@@ -42,7 +42,7 @@ enum Command {
 fn init_logging(default: &str) {
     let env = std::env::var(tracing_subscriber::EnvFilter::DEFAULT_ENV).ok();
     let filter = tracing_subscriber::EnvFilter::try_new(log_directives(env.as_deref(), default))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_directives(None, default)));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
@@ -57,7 +57,7 @@ fn log_directives(env: Option<&str>, default: &str) -> String {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(match cli.command {
-        // serenity's info-level spans carry whole gateway events and request bodies (message text).
+        // (serenity is held at warn either way: see `log_directives`.)
         Command::Run(_) => "info",
         _ => "warn",
     });
