@@ -9,7 +9,7 @@
 //! Discord does not replay events to a new gateway session, so what customers and agents wrote
 //! while the bot was stopped (or disconnected beyond a resume) would be lost. The worker
 //! remembers, per channel (a DM, a support channel, a ticket thread), the last message it handled
-//! there (`NS_SEEN`), and at the start of every session reads what came after it from the REST API
+//! there (`NS_SEEN`, `NS_SEEN_DM`), and at the start of every session reads what came after it from the REST API
 //! and handles it first; a message read so and then delivered live as well counts once.
 
 use std::sync::Arc;
@@ -36,9 +36,11 @@ use crate::threads::Threads;
 /// How long a customer message is kept and retried while storage is unreachable.
 const OUTAGE_PATIENCE: Duration = Duration::from_secs(3600);
 
-/// Namespace of `channel id → id of the last message handled there` (customers' DMs and support
-/// channels, agents' ticket threads).
+/// Namespace of `channel id → id of the last message handled there`, for support channels and
+/// ticket threads.
 pub const NS_SEEN: &str = "discord.seen";
+/// The same for customers' DM channels (REST messages do not say whether they come from a DM).
+pub const NS_SEEN_DM: &str = "discord.seen_dm";
 
 /// Channels whose last handled message is older than this are not read again at a session's start
 /// (so a restart does not walk every DM ever opened); it matches the engine's dedup retention.
@@ -46,6 +48,27 @@ const CATCH_UP_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// At most this many pages of 100 messages are read per channel at a session's start.
 const CATCH_UP_PAGES: usize = 10;
+
+/// What a channel whose messages are read at a session's start is.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// A customer's direct messages.
+    Dm,
+    /// A support channel, where customers mention the bot.
+    Support,
+    /// The thread of this ticket, where agents answer.
+    Thread(i64),
+}
+
+impl Kind {
+    /// Where the last handled message of such a channel is kept.
+    fn namespace(self) -> &'static str {
+        match self {
+            Kind::Dm => NS_SEEN_DM,
+            Kind::Support | Kind::Thread(_) => NS_SEEN,
+        }
+    }
+}
 
 /// Milliseconds since the Unix epoch at which a snowflake id was made.
 fn snowflake_ms(id: u64) -> u64 {
@@ -137,7 +160,7 @@ pub(crate) struct Worker {
     pub(crate) commands_registered: AtomicBool,
     /// Turns true on shutdown (set by [`Worker::run`]); ends waits between retries.
     pub(crate) stop: std::sync::OnceLock<watch::Receiver<bool>>,
-    /// The last message handled per channel, as stored under [`NS_SEEN`].
+    /// The last message handled per channel, as stored under [`NS_SEEN`] and [`NS_SEEN_DM`].
     pub(crate) seen: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
     /// Messages handled while catching up, so that their live delivery is not handled again.
     pub(crate) caught_up: std::sync::Mutex<std::collections::HashSet<u64>>,
@@ -255,32 +278,40 @@ impl Worker {
     /// session was live.
     async fn catch_up(&self) {
         let store = self.engine.store().clone();
-        let seen = match store.values(NS_SEEN).await {
-            Ok(v) => v,
-            Err(e) => {
+        let (dms, others) = match (store.values(NS_SEEN_DM).await, store.values(NS_SEEN).await) {
+            (Ok(d), Ok(o)) => (d, o),
+            (Err(e), _) | (_, Err(e)) => {
                 tracing::warn!(error = %e, "cannot read which Discord messages were handled; messages sent while disconnected are not read");
                 return;
             }
         };
+        let seen = dms.into_iter().map(|s| (true, s)).chain(others.into_iter().map(|s| (false, s)));
         // A live delivery of what the previous session read has come by now.
         self.caught_up.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let now = u64::try_from(switchboard_core::types::now_ms()).unwrap_or_default();
         let window = u64::try_from(CATCH_UP_WINDOW.as_millis()).unwrap_or(u64::MAX);
         let mut read = 0usize;
-        for (channel, last) in seen {
+        for (dm, (channel, last)) in seen {
             let (Ok(channel), Ok(mut after)) = (channel.parse::<u64>(), last.parse::<u64>()) else { continue };
             if channel == 0 || after == 0 || snowflake_ms(after).saturating_add(window) < now {
                 continue;
             }
-            self.seen.lock().unwrap_or_else(|p| p.into_inner()).entry(channel).or_insert(after);
-            let support = self.config.support_channel_ids.contains(&channel);
-            let thread = match self.threads.ticket_of(ChannelId::new(channel)).await {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::warn!(channel, error = %e, "cannot tell whether a channel is a ticket thread; not read");
-                    continue;
+            let kind = if dm {
+                Kind::Dm
+            } else if self.config.support_channel_ids.contains(&channel) {
+                Kind::Support
+            } else {
+                match self.threads.ticket_of(ChannelId::new(channel)).await {
+                    Ok(Some(ticket)) => Kind::Thread(ticket),
+                    // No longer a support channel (configuration changed): not ours to read.
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(channel, error = %e, "cannot tell whether a channel is a ticket thread; not read");
+                        continue;
+                    }
                 }
             };
+            self.seen.lock().unwrap_or_else(|p| p.into_inner()).entry(channel).or_insert(after);
             for _ in 0..CATCH_UP_PAGES {
                 let page = ChannelId::new(channel).messages(&*self.http, GetMessages::new().after(MessageId::new(after)).limit(100)).await;
                 let mut page = match page {
@@ -294,15 +325,15 @@ impl Worker {
                 page.sort_by_key(|m| m.id);
                 let full = page.len() >= 100;
                 let from = after;
-                for mut m in page.into_iter().filter(|m| m.id.get() > from) {
+                for m in page.into_iter().filter(|m| m.id.get() > from) {
                     after = m.id.get();
                     if !self.takes(&m) {
                         continue;
                     }
                     read += 1;
-                    match thread {
+                    match kind {
                         // REST messages carry no member: the roles the allowlist checks are looked up.
-                        Some(ticket) => {
+                        Kind::Thread(ticket) => {
                             let member = match self.staff_guild {
                                 Some(g) => g.member(&*self.http, m.author.id).await.ok(),
                                 None => None,
@@ -311,13 +342,9 @@ impl Worker {
                             let roles = member.map(|mb| mb.roles).unwrap_or_default();
                             self.agent_message(&m, ticket, nick.as_deref(), &roles).await;
                         }
-                        None => {
-                            // Nor a guild id; a support channel's messages are guild messages.
-                            if support && m.guild_id.is_none() {
-                                m.guild_id = self.staff_guild.or(Some(GuildId::new(1)));
-                            }
-                            self.on_message(&m).await;
-                        }
+                        // Nor a guild id: the channel's kind says what they are.
+                        Kind::Support => self.support_message(&m).await,
+                        Kind::Dm => self.customer_message(&m, Target { channel: m.channel_id, user: None }, false).await,
                     }
                     self.caught_up.lock().unwrap_or_else(|p| p.into_inner()).insert(m.id.get());
                 }
@@ -325,7 +352,7 @@ impl Worker {
                 if self.stop.get().is_some_and(|s| *s.borrow()) {
                     return;
                 }
-                self.mark_seen(ChannelId::new(channel), MessageId::new(after)).await;
+                self.mark_seen(kind.namespace(), ChannelId::new(channel), MessageId::new(after)).await;
                 if !full {
                     break;
                 }
@@ -336,8 +363,9 @@ impl Worker {
         }
     }
 
-    /// Records that the message `id` in `channel` was handled (only ever forward).
-    async fn mark_seen(&self, channel: ChannelId, id: MessageId) {
+    /// Records that the message `id` in `channel` (whose kind is told by namespace `ns`) was
+    /// handled (only ever forward).
+    async fn mark_seen(&self, ns: &str, channel: ChannelId, id: MessageId) {
         let newer = {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
             let last = seen.entry(channel.get()).or_insert(0);
@@ -347,7 +375,7 @@ impl Worker {
             }
             newer
         };
-        if newer && let Err(e) = self.engine.store().set_value(NS_SEEN, &channel.get().to_string(), &id.get().to_string()).await {
+        if newer && let Err(e) = self.engine.store().set_value(ns, &channel.get().to_string(), &id.get().to_string()).await {
             tracing::warn!(channel = %channel, error = %e, "cannot record the last handled Discord message");
         }
     }
@@ -370,12 +398,7 @@ impl Worker {
             None => self.customer_message(msg, Target { channel: msg.channel_id, user: None }, false).await,
             Some(_) => {
                 if self.config.support_channel_ids.contains(&msg.channel_id.get()) {
-                    let mentioned = msg.mentions.iter().any(|u| u.id == self.bot)
-                        || msg.content.contains(&format!("<@{}>", self.bot))
-                        || msg.content.contains(&format!("<@!{}>", self.bot));
-                    if mentioned {
-                        self.customer_message(msg, Target { channel: msg.channel_id, user: Some(msg.author.id) }, true).await;
-                    }
+                    self.support_message(msg).await;
                     return;
                 }
                 match self.threads.ticket_of(msg.channel_id).await {
@@ -388,6 +411,17 @@ impl Worker {
                     Err(e) => tracing::error!(error = %e, "cannot look up ticket threads"),
                 }
             }
+        }
+    }
+
+    /// A message in a support channel: the customer's, in their own conversation there, when it
+    /// mentions the bot.
+    async fn support_message(&self, msg: &Message) {
+        let mentioned = msg.mentions.iter().any(|u| u.id == self.bot)
+            || msg.content.contains(&format!("<@{}>", self.bot))
+            || msg.content.contains(&format!("<@!{}>", self.bot));
+        if mentioned {
+            self.customer_message(msg, Target { channel: msg.channel_id, user: Some(msg.author.id) }, true).await;
         }
     }
 
@@ -420,7 +454,8 @@ impl Worker {
             lang_hint: None,
         };
         if self.handle_inbound(inbound).await {
-            self.mark_seen(msg.channel_id, msg.id).await;
+            let ns = if target.user.is_none() { NS_SEEN_DM } else { NS_SEEN };
+            self.mark_seen(ns, msg.channel_id, msg.id).await;
         }
     }
 
@@ -490,7 +525,7 @@ impl Worker {
     /// message counts as handled, so a restart does not read it again.
     async fn agent_message(&self, msg: &Message, ticket: i64, nick: Option<&str>, roles: &[RoleId]) {
         self.relay_agent_message(msg, ticket, nick, roles).await;
-        self.mark_seen(msg.channel_id, msg.id).await;
+        self.mark_seen(NS_SEEN, msg.channel_id, msg.id).await;
     }
 
     async fn relay_agent_message(&self, msg: &Message, ticket: i64, nick: Option<&str>, roles: &[RoleId]) {
