@@ -10,7 +10,10 @@ use anyhow::Context;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
-use switchboard_core::engine::EngineConfig;
+use std::time::Duration;
+
+use switchboard_core::channel::TextLimit;
+use switchboard_core::engine::{DeliveryConfig, EngineConfig};
 use switchboard_core::matcher::Thresholds;
 use switchboard_core::pack::Pack;
 use switchboard_core::store::{SqlStore, Store};
@@ -48,6 +51,50 @@ pub struct Config {
     /// this often, in minutes (0: only when the ticket opens).
     #[serde(default = "default_queue_reminder_minutes")]
     pub queue_reminder_minutes: u64,
+    /// How replies are delivered.
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+/// `[delivery]`: how the outbox sends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    /// How many destinations (customer chats, tickets on a desk) are sent to at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// This instance's name on the destinations it sends to (give each instance sharing a
+    /// PostgreSQL database its own, stable across restarts); host name and process id by default.
+    pub instance: Option<String>,
+    /// Seconds a dead instance's destinations stay leased before another takes them over.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
+    /// Seconds sends in flight may finish at shutdown; the rest stays queued for the next start.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace: f64,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            concurrency: default_concurrency(),
+            instance: None,
+            lease_seconds: default_lease_seconds(),
+            shutdown_grace: default_shutdown_grace(),
+        }
+    }
+}
+
+fn default_concurrency() -> usize {
+    32
+}
+
+fn default_lease_seconds() -> u64 {
+    15
+}
+
+fn default_shutdown_grace() -> f64 {
+    5.0
 }
 
 /// The agent allowlist.
@@ -81,6 +128,19 @@ fn default_queue_reminder_minutes() -> u64 {
 
 fn default_pack() -> PathBuf {
     PathBuf::from("intents/okpay")
+}
+
+/// The longest message each outbox target takes, as its adapter says: replies and desk texts are
+/// split to fit before they are queued, whichever process queues them.
+pub fn text_limits() -> std::collections::HashMap<String, TextLimit> {
+    [
+        (switchboard_telegram::CHANNEL.to_string(), switchboard_telegram::TEXT_LIMIT),
+        ("desk:telegram".to_string(), switchboard_telegram::DESK_TEXT_LIMIT),
+        (switchboard_discord::CHANNEL_NAME.to_string(), switchboard_discord::TEXT_LIMIT),
+        ("desk:discord".to_string(), switchboard_discord::DESK_TEXT_LIMIT),
+    ]
+    .into_iter()
+    .collect()
 }
 
 impl Config {
@@ -118,13 +178,46 @@ impl Config {
         {
             agents.push(format!("discord-role:{role}"));
         }
+        let defaults = DeliveryConfig::default();
+        let delivery = DeliveryConfig {
+            concurrency: self.delivery.concurrency.clamp(1, 1024),
+            instance: self.delivery.instance.clone().filter(|i| !i.trim().is_empty()).unwrap_or_else(|| self.default_instance()),
+            lease: Duration::from_secs(self.delivery.lease_seconds.clamp(3, 3600)),
+            shutdown_grace: Duration::try_from_secs_f64(self.delivery.shutdown_grace.clamp(0.0, 600.0)).unwrap_or(defaults.shutdown_grace),
+        };
         EngineConfig {
             thresholds: self.matching,
             agents,
             desks,
-            queue_reminder: std::time::Duration::from_secs(self.queue_reminder_minutes.saturating_mul(60)),
+            queue_reminder: Duration::from_secs(self.queue_reminder_minutes.saturating_mul(60)),
+            delivery,
+            text_limits: text_limits(),
             ..EngineConfig::default()
         }
+    }
+
+    /// This instance's name on the outbox destinations it sends to, when `delivery.instance` is not
+    /// set: the host and the database, so that a restarted process (on SQLite, the only sender)
+    /// takes back at once what it left unfinished. Instances sharing a PostgreSQL database from one
+    /// host must each set their own.
+    fn default_instance(&self) -> String {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        let db = match &self.database_url {
+            // Never the URL itself: it may carry a password.
+            Some(url) => {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                url.hash(&mut h);
+                format!("db-{:x}", h.finish())
+            }
+            None => std::fs::canonicalize(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone()).display().to_string(),
+        };
+        format!("{host}:{db}")
     }
 
     /// Loads the pack with the configured values applied. Refuses an invalid pack, saying why.

@@ -43,12 +43,7 @@ async fn a_telegram_customer_is_answered_from_a_discord_thread() {
     let config = EngineConfig {
         agents: vec![format!("discord-role:{STAFF_ROLE}")],
         desks: vec!["discord".into()],
-        retry: RetryPolicy {
-            base: Duration::from_millis(20),
-            max: Duration::from_millis(200),
-            max_attempts: 20,
-            lease: Duration::from_secs(5),
-        },
+        retry: RetryPolicy { base: Duration::from_millis(20), max: Duration::from_millis(200), max_attempts: 20 },
         ..EngineConfig::default()
     };
     let engine = Engine::new(store, pack, config);

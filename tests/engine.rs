@@ -16,7 +16,7 @@ use switchboard_core::matcher::Decision;
 use switchboard_core::pack::Pack;
 use switchboard_core::store::{MemoryStore, SqlStore, Store};
 use switchboard_core::types::{
-    Actor, Author, Content, DeskNotice, HandoffReason, MAX_MESSAGE_CHARS, Owner, Priority, TicketEventKind, TicketStatus,
+    Actor, Author, Content, DeskNotice, HandoffReason, MAX_AGENT_CHARS, MAX_MESSAGE_CHARS, Owner, Priority, TicketEventKind, TicketStatus,
 };
 use switchboard_core::{ChannelError, EngineError, Lang};
 
@@ -192,8 +192,9 @@ async fn agents_claim_reply_note_release_and_close() {
     assert!(matches!(err, EngineError::InvalidTicketState { .. }), "only the owner answers: {err}");
     e.agent(&alice(), AgentCommand::Reply(tid, "Hello, I'm Alice. Let me check.".into())).await.unwrap();
     e.agent(&alice(), AgentCommand::Note(tid, "customer seems upset".into())).await.unwrap();
-    // Too long for one message: refused with the reason, never cut behind the agent's back.
-    for cmd in [AgentCommand::Reply(tid, "好".repeat(MAX_MESSAGE_CHARS + 1)), AgentCommand::Note(tid, "x".repeat(MAX_MESSAGE_CHARS + 9))] {
+    // Too long even to split into a few platform messages: refused with the reason, never cut
+    // behind the agent's back.
+    for cmd in [AgentCommand::Reply(tid, "好".repeat(MAX_AGENT_CHARS + 1)), AgentCommand::Note(tid, "x".repeat(MAX_AGENT_CHARS + 9))] {
         let err = e.agent(&alice(), cmd).await.unwrap_err();
         assert!(matches!(err, EngineError::BadCommand(_)) && err.to_string().contains("characters long"), "{err}");
     }

@@ -34,9 +34,9 @@ async fn two_instances_share_one_postgres_database() {
     for t in tasks {
         t.await.unwrap().unwrap();
     }
-    // Both instances deliver concurrently; each reply goes out once. Replies to one chat keep
-    // their order: an instance that claimed a later one while the other still sends an earlier
-    // one puts it back for a moment, so deliver until nothing is pending (as the outbox loop does).
+    // Both instances deliver concurrently; each reply goes out once. A chat is leased to one
+    // instance at a time, so its replies keep their order; deliver until nothing is pending (as
+    // the outbox loop does).
     let store = a.engine.store();
     for _ in 0..100 {
         let (fa, fb) = tokio::join!(a.engine.flush(), b.engine.flush());

@@ -17,6 +17,34 @@ pub trait Channel: Send + Sync + std::fmt::Debug {
     /// Sends a reply to a platform conversation. Split long text, render choices as buttons, and
     /// never let customer or agent text inject formatting or mentions.
     async fn send(&self, chat: &str, reply: &Reply) -> Result<(), ChannelError>;
+    /// Sends a reply carrying `nonce`, a key unique to this outbox item that stays the same across
+    /// retries, restarts and instances: a platform that creates messages idempotently (Discord's
+    /// `nonce` with `enforce_nonce`) uses it so a retry after a crash is not shown twice. The
+    /// engine calls this one; by default it is [`Channel::send`].
+    async fn send_once(&self, chat: &str, reply: &Reply, nonce: &str) -> Result<(), ChannelError> {
+        let _ = nonce;
+        self.send(chat, reply).await
+    }
+}
+
+/// The longest text one platform message may hold, as the platform measures it. Adapters export
+/// theirs (`switchboard_telegram::TEXT_LIMIT`…); the engine splits long replies and desk notices
+/// into parts within it before they are queued, one outbox item per part, so a restart resumes at
+/// the right part on any instance.
+#[derive(Debug, Clone, Copy)]
+pub struct TextLimit {
+    /// The most units one message may hold (leave room for what the adapter adds, such as a
+    /// mention or an agent's name).
+    pub max: usize,
+    /// How the platform counts: [`chars_len`] or [`utf16_len`].
+    pub measure: fn(&str) -> usize,
+}
+
+impl TextLimit {
+    /// `text` in parts within the limit ([`split_message`]).
+    pub fn split(&self, text: &str) -> Vec<String> {
+        split_message(text, self.max, self.measure)
+    }
 }
 
 /// A ticket with what a desk needs to show it.
@@ -41,6 +69,12 @@ pub trait AgentDesk: Send + Sync + std::fmt::Debug {
     async fn notify_by(&self, view: &TicketView, notice: &DeskNotice, by: Option<&str>) -> Result<(), ChannelError> {
         let _ = by;
         self.notify(view, notice).await
+    }
+    /// [`AgentDesk::notify_by`] with the outbox item's idempotency key (see [`Channel::send_once`]).
+    /// The engine calls this one; by default it is [`AgentDesk::notify_by`].
+    async fn notify_once(&self, view: &TicketView, notice: &DeskNotice, by: Option<&str>, nonce: &str) -> Result<(), ChannelError> {
+        let _ = nonce;
+        self.notify_by(view, notice, by).await
     }
 }
 

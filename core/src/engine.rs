@@ -3,13 +3,13 @@
 //! on concurrent changes, and delivers the outbox through the registered [`Channel`]s and
 //! [`AgentDesk`]s with retries and backoff, so a reply is sent or retried, never dropped.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::channel::{AgentDesk, Channel, TicketView};
+use crate::channel::{AgentDesk, Channel, TextLimit};
 use crate::dialogue::{self, Action, Ctx, Input, Phrase, Step};
 use crate::hant;
 use crate::matcher::normalize::clean;
@@ -17,10 +17,10 @@ use crate::matcher::{Matcher, Thresholds};
 use crate::pack::Pack;
 use crate::store::{Commit, NewConversation, Store};
 use crate::types::{
-    Actor, Author, Choice, Content, Conversation, DeskNotice, Inbound, MAX_MESSAGE_CHARS, Millis, OutboxItem, Outgoing, Owner, Reply,
+    Actor, Author, Choice, Content, Conversation, DeskNotice, Inbound, MAX_AGENT_CHARS, MAX_MESSAGE_CHARS, Millis, Outgoing, Owner, Reply,
     Ticket, TicketEvent, TicketEventKind, TicketStatus, TranscriptEntry, now_ms,
 };
-use crate::{ChannelError, EngineError, Lang, StoreError};
+use crate::{EngineError, Lang, StoreError};
 
 /// How often a conversation is re-read and retried when another instance changed it.
 const CONFLICT_RETRIES: u32 = 40;
@@ -44,13 +44,11 @@ pub struct RetryPolicy {
     pub max: Duration,
     /// Attempts before giving up (the item stays stored, marked failed, and the ticket says so).
     pub max_attempts: i64,
-    /// How long a claimed item is hidden from other instances while it is being sent.
-    pub lease: Duration,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { base: Duration::from_millis(500), max: Duration::from_secs(300), max_attempts: 60, lease: Duration::from_secs(60) }
+        RetryPolicy { base: Duration::from_millis(500), max: Duration::from_secs(300), max_attempts: 60 }
     }
 }
 
@@ -85,10 +83,42 @@ pub struct EngineConfig {
     /// How long outbox items that could not be delivered are kept for inspection (each failure
     /// is also on its ticket).
     pub failed_retention: Duration,
+    /// How the outbox sends: how many destinations at once, leases, shutdown.
+    pub delivery: DeliveryConfig,
+    /// The longest message each outbox target takes (a channel name such as `telegram`, or
+    /// `desk:<name>`), as its adapter says; longer replies and desk texts are split before they
+    /// are queued. A target without one gets its text whole.
+    pub text_limits: HashMap<String, TextLimit>,
 }
 
-/// How often [`Engine::run_outbox`] also forgets old handled message ids and failed items.
-const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+/// How the outbox sender works.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// How many destinations (customer chats, tickets on a desk) are sent to at once; each
+    /// destination's items still go one at a time, in order.
+    pub concurrency: usize,
+    /// This sender's name on the destinations it leases. A restarted process with the same name
+    /// takes its unfinished destinations back at once; give each instance sharing a database its
+    /// own (the default is the host name and the process id).
+    pub instance: String,
+    /// How long a lease on a destination lasts without renewal; a dead sender's destinations are
+    /// taken over after this. Leases are renewed every third of it while their sender lives.
+    pub lease: Duration,
+    /// On shutdown, how long sends in flight may finish; the rest stays queued for the next start.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "switchboard".into());
+        DeliveryConfig {
+            concurrency: 32,
+            instance: format!("{host}:{}", std::process::id()),
+            lease: Duration::from_secs(15),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -101,6 +131,8 @@ impl Default for EngineConfig {
             dedup_retention: Duration::from_secs(7 * 24 * 3600),
             queue_reminder: Duration::from_secs(5 * 60),
             failed_retention: Duration::from_secs(30 * 24 * 3600),
+            delivery: DeliveryConfig::default(),
+            text_limits: HashMap::new(),
         }
     }
 }
@@ -193,9 +225,14 @@ pub struct Engine {
     store: Arc<dyn Store>,
     brain: RwLock<Arc<Brain>>,
     config: EngineConfig,
-    channels: RwLock<HashMap<String, Arc<dyn Channel>>>,
-    desks: RwLock<HashMap<String, Arc<dyn AgentDesk>>>,
-    wake: Notify,
+    pub(crate) channels: RwLock<HashMap<String, Arc<dyn Channel>>>,
+    pub(crate) desks: RwLock<HashMap<String, Arc<dyn AgentDesk>>>,
+    /// Woken when a commit queued something to deliver.
+    pub(crate) wake: Notify,
+    /// Outbox targets a platform-wide limit pauses, until when.
+    pub(crate) paused: crate::outbox::Paused,
+    /// The outbox destinations this process is working on, by lease token (renewed by the heartbeat).
+    pub(crate) working: std::sync::Mutex<HashMap<String, crate::store::Lease>>,
     stripes: Vec<tokio::sync::Mutex<()>>,
 }
 
@@ -214,6 +251,8 @@ impl Engine {
             channels: RwLock::new(HashMap::new()),
             desks: RwLock::new(HashMap::new()),
             wake: Notify::new(),
+            paused: std::sync::Mutex::new(HashMap::new()),
+            working: std::sync::Mutex::new(HashMap::new()),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         })
     }
@@ -301,7 +340,7 @@ impl Engine {
         for attempt in 0..CONFLICT_RETRIES {
             let conv = self.store.open_conversation(new.clone()).await?;
             let (commit, handled) = self.plan_inbound(&brain, conv, &inbound, text.as_deref(), too_long, at).await?;
-            match self.store.commit(commit).await {
+            match self.store.commit(self.split_commit(commit)).await {
                 Ok(done) => {
                     self.wake.notify_one();
                     let ticket_id =
@@ -458,9 +497,10 @@ impl Engine {
                 Err(EngineError::BadCommand("the message is empty".into()))
             }
             // Refused rather than cut: the agent would not know the customer got only part of it.
-            AgentCommand::Reply(_, ref text) | AgentCommand::Note(_, ref text) if clean(text).chars().count() > MAX_MESSAGE_CHARS => {
+            // (Anything shorter is split into as many platform messages as needed.)
+            AgentCommand::Reply(_, ref text) | AgentCommand::Note(_, ref text) if clean(text).chars().count() > MAX_AGENT_CHARS => {
                 Err(EngineError::BadCommand(format!(
-                    "the message is {} characters long; at most {MAX_MESSAGE_CHARS} go in one, send the rest in another",
+                    "the message is {} characters long; at most {MAX_AGENT_CHARS} go in one, send the rest in another",
                     clean(text).chars().count()
                 )))
             }
@@ -479,7 +519,7 @@ impl Engine {
             let ticket = self.store.ticket(id).await?.ok_or(EngineError::NoSuchTicket(id))?;
             let conv = self.store.conversation(ticket.conversation_id).await?.ok_or(EngineError::NoSuchTicket(id))?;
             let (commit, after) = self.plan_ticket_action(actor, ticket, conv, cmd)?;
-            match self.store.commit(commit).await {
+            match self.store.commit(self.split_commit(commit)).await {
                 Ok(_) => {
                     self.wake.notify_one();
                     return Ok(AgentOutcome::Done(after));
@@ -606,174 +646,6 @@ impl Engine {
         }
         commit.update_ticket = Some(t.clone());
         Ok((commit, t))
-    }
-
-    /// Delivers what is due in the outbox for the channels and desks registered in this process.
-    /// Returns how many items were handled (sent, rescheduled or given up).
-    pub async fn deliver_due(&self) -> Result<usize, EngineError> {
-        let targets: Vec<String> = {
-            let ch = self.channels.read().unwrap_or_else(|p| p.into_inner());
-            let desks = self.desks.read().unwrap_or_else(|p| p.into_inner());
-            ch.keys().cloned().chain(desks.keys().map(|d| format!("desk:{d}"))).collect()
-        };
-        let now = now_ms();
-        let lease = i64::try_from(self.config.retry.lease.as_millis()).unwrap_or(60_000);
-        let items = self.store.claim_outbox(&targets, now, 64, lease).await?;
-        let n = items.len();
-        if n == 0 {
-            return Ok(0);
-        }
-        // The earliest undelivered item per destination outside this batch (a retry due later, or
-        // one another instance holds): later items for that destination wait for it.
-        let claimed: Vec<i64> = items.iter().map(|i| i.id).collect();
-        let mut dests: Vec<String> = items.iter().map(|i| i.item.destination()).collect();
-        dests.sort_unstable();
-        dests.dedup();
-        let earlier = self.store.outbox_heads(&dests, &claimed).await?;
-        let mut held: HashSet<String> = HashSet::new();
-        for item in items {
-            // Keep each destination's order: after a failure, later items for it wait their turn.
-            let dest = item.item.destination();
-            if let Some(&(first, due)) = earlier.get(&dest)
-                && first < item.id
-            {
-                // A due time in the future is a scheduled retry or another sender's lease: look
-                // again soon rather than wait it out, so a finished lease doesn't hold the line.
-                let after = if due > now { (due + 1).min(now + 1_000) } else { now + 200 };
-                self.store.outbox_retry(item.id, item.attempts, after).await?;
-                continue;
-            }
-            if held.contains(&dest) {
-                self.store.outbox_retry(item.id, item.attempts, now + 200).await?;
-                continue;
-            }
-            match self.send(&item).await {
-                Ok(()) => self.store.outbox_done(item.id).await?,
-                Err(e) => {
-                    held.insert(dest);
-                    self.failed(&item, e).await?;
-                }
-            }
-        }
-        Ok(n)
-    }
-
-    async fn send(&self, item: &OutboxItem) -> Result<(), ChannelError> {
-        match &item.item {
-            Outgoing::Customer { key, reply, .. } => {
-                let ch = self.channels.read().unwrap_or_else(|p| p.into_inner()).get(&key.channel).cloned();
-                let ch = ch.ok_or_else(|| ChannelError::UnknownChannel(key.channel.clone()))?;
-                ch.send(&key.chat, reply).await
-            }
-            Outgoing::Desk { desk, ticket_id, notice, by } => {
-                let d = self.desks.read().unwrap_or_else(|p| p.into_inner()).get(desk).cloned();
-                let d = d.ok_or_else(|| ChannelError::UnknownChannel(format!("desk:{desk}")))?;
-                let Some(tid) = ticket_id else { return Ok(()) };
-                let Some(ticket) = self.store.ticket(*tid).await.map_err(|e| ChannelError::Transient(e.to_string()))? else {
-                    return Ok(());
-                };
-                let recent = if matches!(notice, DeskNotice::Opened) {
-                    self.store
-                        .transcript(ticket.conversation_id, self.config.summary_messages)
-                        .await
-                        .map_err(|e| ChannelError::Transient(e.to_string()))?
-                } else {
-                    Vec::new()
-                };
-                d.notify_by(&TicketView { ticket, recent }, notice, by.as_deref()).await
-            }
-        }
-    }
-
-    async fn failed(&self, item: &OutboxItem, err: ChannelError) -> Result<(), StoreError> {
-        let now = now_ms();
-        let attempts = item.attempts + 1;
-        let retry = &self.config.retry;
-        let give_up = |reason: String| async move {
-            tracing::warn!(item = item.id, target = %item.item.target(), %reason, "giving up on an outbox item");
-            self.store.outbox_fail(item.id, &reason, now).await?;
-            if let Outgoing::Customer { ticket_id: Some(tid), .. } = &item.item {
-                let mut outbox = Vec::new();
-                for desk in &self.config.desks {
-                    outbox.push(Outgoing::Desk {
-                        desk: desk.clone(),
-                        ticket_id: Some(*tid),
-                        notice: DeskNotice::DeliveryFailed { reason: reason.clone() },
-                        by: None,
-                    });
-                }
-                self.store.append_events(*tid, vec![TicketEventKind::DeliveryFailed { reason }], outbox, now).await?;
-            }
-            Ok::<(), StoreError>(())
-        };
-        match err {
-            ChannelError::Blocked(why) => give_up(format!("the customer cannot be reached: {why}")).await,
-            ChannelError::Permanent(why) => give_up(why).await,
-            _ if attempts >= retry.max_attempts => give_up(format!("gave up after {attempts} attempts: {err}")).await,
-            ChannelError::RateLimited(wait) => {
-                tracing::info!(item = item.id, wait_ms = wait.as_millis() as u64, "rate limited, will retry");
-                let wait = i64::try_from(wait.as_millis()).unwrap_or(60_000);
-                self.store.outbox_retry(item.id, attempts, now + wait).await
-            }
-            ChannelError::Transient(_) | ChannelError::UnknownChannel(_) => {
-                let wait = retry.backoff(item.attempts);
-                tracing::info!(item = item.id, attempts, error = %err, "delivery failed, will retry");
-                self.store.outbox_retry(item.id, attempts, now + i64::try_from(wait.as_millis()).unwrap_or(60_000)).await
-            }
-        }
-    }
-
-    /// Forgets handled message ids older than [`EngineConfig::dedup_retention`] and undeliverable
-    /// outbox items older than [`EngineConfig::failed_retention`], so neither table grows
-    /// forever. Says how many of each were forgotten.
-    pub async fn housekeep(&self) -> Result<Housekept, EngineError> {
-        let cutoff = |keep: Duration| now_ms().saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
-        let handled_ids = self.store.prune_processed(cutoff(self.config.dedup_retention)).await?;
-        let failed_items = self.store.prune_failed_outbox(cutoff(self.config.failed_retention)).await?;
-        Ok(Housekept { handled_ids, failed_items })
-    }
-
-    /// Delivers until nothing is due right now (for tests and one-shot commands).
-    pub async fn flush(&self) -> Result<(), EngineError> {
-        while self.deliver_due().await? > 0 {}
-        Ok(())
-    }
-
-    /// Runs the outbox until `shutdown` completes: delivers as soon as something is committed,
-    /// and polls so items committed by other processes and retries go out too.
-    pub async fn run_outbox(self: Arc<Self>, poll: Duration, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        let mut housekeeping = tokio::time::Instant::now();
-        loop {
-            if tokio::time::Instant::now() >= housekeeping {
-                housekeeping += HOUSEKEEPING_EVERY;
-                match self.housekeep().await {
-                    Ok(Housekept { handled_ids: 0, failed_items: 0 }) => {}
-                    Ok(h) => tracing::info!(
-                        handled_ids = h.handled_ids,
-                        failed_items = h.failed_items,
-                        "forgot old handled ids and failed items"
-                    ),
-                    Err(e) => tracing::warn!(error = %e, "cannot prune handled message ids and failed items"),
-                }
-            }
-            let busy = match self.deliver_due().await {
-                Ok(n) => n > 0,
-                Err(e) => {
-                    tracing::error!(error = %e, "outbox delivery failed");
-                    false
-                }
-            };
-            if busy {
-                tokio::task::yield_now().await;
-                continue;
-            }
-            tokio::select! {
-                () = &mut shutdown => return,
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(poll) => {}
-            }
-        }
     }
 }
 

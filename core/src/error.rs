@@ -18,6 +18,10 @@ pub enum StoreError {
     /// This platform message was already processed.
     #[error("message already processed")]
     Duplicate,
+    /// This sender no longer holds the lease on the outbox destination (it expired and another
+    /// sender took it over): the item is left to that sender.
+    #[error("the outbox lease on {0} was lost")]
+    LeaseLost(String),
     /// A stored value could not be decoded (a corrupt row or a newer schema).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -84,6 +88,10 @@ pub enum ChannelError {
     /// The platform asked us to slow down; retry after the given time.
     #[error("rate limited, retry after {0:?}")]
     RateLimited(Duration),
+    /// The platform's wider limit was hit (Discord's global limit, a Telegram group's): every
+    /// destination of this channel or desk waits this long, not only this one.
+    #[error("rate limited for the whole channel, retry after {0:?}")]
+    Paused(Duration),
     /// A failure worth retrying (network, 5xx, timeout).
     #[error("temporary delivery failure: {0}")]
     Transient(String),

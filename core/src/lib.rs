@@ -13,6 +13,7 @@ pub mod error;
 pub mod eval;
 pub mod hant;
 pub mod matcher;
+pub mod outbox;
 pub mod pack;
 pub mod reload;
 pub mod script;

@@ -17,6 +17,10 @@ pub fn now_ms() -> Millis {
 /// Longest customer message the bot accepts whole; longer ones are stored cut to this many characters.
 pub const MAX_MESSAGE_CHARS: usize = 4000;
 
+/// The longest reply or note an agent may send in one command, in characters; the engine splits it
+/// into as many platform messages as the customer's channel (and each desk) needs.
+pub const MAX_AGENT_CHARS: usize = 16_000;
+
 /// How urgent a ticket is. Ordered: `Urgent` sorts first in the queue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

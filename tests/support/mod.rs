@@ -38,12 +38,7 @@ pub fn config() -> EngineConfig {
     EngineConfig {
         agents: vec!["desk:alice".into(), "desk:bob".into()],
         desks: vec![DESK.into()],
-        retry: RetryPolicy {
-            base: Duration::from_millis(1),
-            max: Duration::from_millis(5),
-            max_attempts: 5,
-            lease: Duration::from_secs(60),
-        },
+        retry: RetryPolicy { base: Duration::from_millis(1), max: Duration::from_millis(5), max_attempts: 5 },
         ..EngineConfig::default()
     }
 }

@@ -1,16 +1,24 @@
-//! What comes in over the gateway, in order: the serenity event handler only queues each event,
-//! and one worker turns them into engine calls: customer messages and button clicks become
-//! [`Inbound`]s, agents' messages in ticket threads become replies, slash commands become agent
-//! commands. serenity runs each event's handler as a task of its own, so events that arrive
-//! together (two quick messages from one customer) can reach the queue swapped; the worker
-//! gathers what arrives within `REORDER_WINDOW` and handles it in Discord's order, by snowflake
-//! id.
+//! What comes in over the gateway: the serenity event handler only queues each event, and workers
+//! turn them into engine calls: customer messages and button clicks become [`Inbound`]s, agents'
+//! messages in ticket threads become replies, slash commands become agent commands.
+//!
+//! Events are spread by conversation (a DM; one customer in a support channel; a ticket thread)
+//! over [`SHARDS`] queues of [`SHARD_QUEUE`] events, each with its own worker: different
+//! conversations are handled concurrently, so a message that waits (storage down, a retry) holds
+//! up only its own queue, and one conversation's events are handled one at a time, in order. A
+//! full queue makes the gateway handler wait (back-pressure) instead of growing without bound.
+//! serenity runs each event's handler as a task of its own, so events that arrive together (two
+//! quick messages from one customer) can reach a queue swapped; each worker keeps what it takes
+//! for `REORDER_WINDOW` (less under a backlog) and handles it in Discord's order, by snowflake id
+//! (`Reorder`).
 //!
 //! Discord does not replay events to a new gateway session, so what customers and agents wrote
-//! while the bot was stopped (or disconnected beyond a resume) would be lost. The worker
-//! remembers, per channel (a DM, a support channel, a ticket thread), the last message it handled
-//! there (`NS_SEEN`, `NS_SEEN_DM`), and at the start of every session reads what came after it from the REST API
-//! and handles it first; a message read so and then delivered live as well counts once.
+//! while the bot was stopped (or disconnected beyond a resume) would be lost. The workers
+//! remember, per channel, the last message handled there (`NS_SEEN`, `NS_SEEN_DM`; in a support
+//! channel, where customers' messages are handled concurrently, only once every earlier message
+//! there is handled too: `InFlight`). At the start of every session every queue pauses (after
+//! what it holds from before) while what came after those marks is read from the REST API and
+//! handled first; a message read so and then delivered live as well counts once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +33,7 @@ use serenity::all::{
 use switchboard_core::dialogue::PAYLOAD_START;
 use switchboard_core::engine::{AgentCommand, AgentOutcome, Engine};
 use switchboard_core::types::{Actor, Content, Inbound, Ticket, TicketStatus};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::channel::{CHANNEL_NAME, Target};
 use crate::config::DiscordConfig;
@@ -75,50 +83,252 @@ fn snowflake_ms(id: u64) -> u64 {
     (id >> 22) + 1_420_070_400_000
 }
 
-/// An event taken off the gateway, waiting for the worker.
+/// How many queues (each with its worker) gateway events are spread over, by conversation.
+pub const SHARDS: usize = 16;
+
+/// How many events one queue holds before the gateway handler waits for room (its worker holds
+/// at most as many more, in its `Reorder` buffer).
+pub const SHARD_QUEUE: usize = 64;
+
+/// The queue of a conversation: a channel (a DM, a ticket thread), or one customer in a support
+/// channel.
+pub fn shard_of(channel: ChannelId, user: Option<UserId>) -> usize {
+    // Snowflakes' low bits are a counter and a process id: mix every bit in (splitmix64's
+    // finaliser) before taking the remainder.
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let key = mix(channel.get()) ^ user.map_or(0, |u| mix(u.get().rotate_left(17)));
+    usize::try_from(mix(key) % SHARDS as u64).unwrap_or_default()
+}
+
+/// The messages queued in each support channel and not yet handled, so that the channel's mark
+/// (the last message handled there, where the catch-up starts) never passes one of them: customers
+/// there are handled concurrently, and a later message may be done before an earlier one.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight(std::sync::Mutex<std::collections::HashMap<u64, Lane>>);
+
+#[derive(Debug, Default)]
+struct Lane {
+    /// Queued, not yet done.
+    pending: std::collections::BTreeSet<u64>,
+    /// Handled (their mark may be written), waiting for earlier pending ones.
+    handled: std::collections::BTreeSet<u64>,
+}
+
+impl InFlight {
+    fn lanes(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, Lane>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Message `id` of `channel` was queued.
+    fn queued(&self, channel: u64, id: u64) {
+        self.lanes().entry(channel).or_default().pending.insert(id);
+    }
+
+    /// Message `id` was handled: if it is a queued one, its mark is kept back until the earlier
+    /// ones are done (`true`), else it may be written now (`false`).
+    fn hold(&self, channel: u64, id: u64) -> bool {
+        match self.lanes().get_mut(&channel) {
+            Some(lane) if lane.pending.contains(&id) => {
+                lane.handled.insert(id);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Message `id` is done with (handled or not): the mark that may be written now, if any (the
+    /// last handled message before every one still pending).
+    fn finished(&self, channel: u64, id: u64) -> Option<u64> {
+        let mut lanes = self.lanes();
+        let lane = lanes.get_mut(&channel)?;
+        if !lane.pending.remove(&id) {
+            return None;
+        }
+        let floor = lane.pending.first().copied().unwrap_or(u64::MAX);
+        let below: Vec<u64> = lane.handled.range(..floor).copied().collect();
+        for h in &below {
+            lane.handled.remove(h);
+        }
+        if lane.pending.is_empty() && lane.handled.is_empty() {
+            lanes.remove(&channel);
+        }
+        below.last().copied()
+    }
+}
+
+/// An event taken off the gateway, waiting for a worker.
 #[derive(Debug)]
 pub(crate) enum Incoming {
-    /// The session started (not after a resume).
-    Ready(Box<Ready>),
     /// A message was posted somewhere the bot can see.
     Message(Box<Message>),
-    /// A button was pressed (already acknowledged).
+    /// A button was pressed (acknowledged separately).
     Click(Box<ComponentInteraction>),
     /// A slash command was used.
     Command(Box<CommandInteraction>),
 }
 
 impl Incoming {
-    /// Discord's order: snowflake ids grow with time (the session start comes first).
+    /// Discord's order: snowflake ids grow with time.
     fn order(&self) -> u64 {
         match self {
-            Incoming::Ready(_) => 0,
             Incoming::Message(m) => m.id.get(),
             Incoming::Click(c) => c.id.get(),
             Incoming::Command(c) => c.id.get(),
         }
     }
+
+    /// Its conversation, which picks its queue: the channel, and in a support channel the
+    /// customer.
+    fn conversation(&self, support: &std::collections::HashSet<u64>) -> (ChannelId, Option<UserId>) {
+        let (channel, user) = match self {
+            Incoming::Message(m) => (m.channel_id, m.author.id),
+            Incoming::Click(c) => (c.channel_id, c.user.id),
+            Incoming::Command(c) => return (c.channel_id, None),
+        };
+        (channel, support.contains(&channel.get()).then_some(user))
+    }
 }
 
-/// How long the worker waits, after an event, for others dispatched with it.
+/// What a queue holds.
+#[derive(Debug)]
+pub(crate) enum Job {
+    /// An event to handle.
+    Event(Incoming),
+    /// A new session started: say so on `reached` once everything queued before is handled,
+    /// then wait for `resume` (sent or dropped) while the missed messages are read.
+    Pause { reached: oneshot::Sender<()>, resume: oneshot::Receiver<()> },
+}
+
+impl Job {
+    /// Discord's order; a pause comes before the events gathered with it (they are the new
+    /// session's).
+    fn order(&self) -> u64 {
+        match self {
+            Job::Event(ev) => ev.order(),
+            Job::Pause { .. } => 0,
+        }
+    }
+}
+
+/// A new session, and the queues' pauses it waits for.
+#[derive(Debug)]
+pub(crate) struct Session {
+    ready: Box<Ready>,
+    reached: Vec<oneshot::Receiver<()>>,
+    resume: Vec<oneshot::Sender<()>>,
+}
+
+/// How long a worker waits, after an event, for others dispatched with it.
 const REORDER_WINDOW: Duration = Duration::from_millis(40);
 
-/// Orders a batch of events as Discord sent them.
-fn in_discord_order(mut batch: Vec<Incoming>) -> Vec<Incoming> {
-    batch.sort_by_key(Incoming::order);
-    batch
+/// Jobs taken off a queue, handed out in Discord's order: the first (lowest id) once it has been
+/// here [`REORDER_WINDOW`], so that one dispatched with it but queued a little later still comes
+/// first; at once when the buffer is full (a backlog: what is behind it is older than the window).
+/// Holds at most [`SHARD_QUEUE`] jobs.
+#[derive(Debug, Default)]
+struct Reorder {
+    jobs: std::collections::BTreeMap<(u64, u64), (tokio::time::Instant, Job)>,
+    /// Arrival count, to keep jobs of equal order apart (and in arrival order).
+    arrivals: u64,
 }
 
-/// Queues gateway events for the worker, in the order they arrive.
+impl Reorder {
+    fn push(&mut self, job: Job, now: tokio::time::Instant) {
+        self.arrivals += 1;
+        self.jobs.insert((job.order(), self.arrivals), (now, job));
+    }
+
+    fn is_full(&self) -> bool {
+        self.jobs.len() >= SHARD_QUEUE
+    }
+
+    /// The next job if it may be handled now (always when `force`d); else when it may be
+    /// (`None`: nothing is waiting).
+    fn next(&mut self, now: tokio::time::Instant, force: bool) -> Result<Job, Option<tokio::time::Instant>> {
+        let (_, (arrived, _)) = self.jobs.first_key_value().ok_or(None)?;
+        let due = *arrived + REORDER_WINDOW;
+        if force || self.is_full() || due <= now {
+            return self.jobs.pop_first().map(|(_, (_, job))| job).ok_or(None);
+        }
+        Err(Some(due))
+    }
+
+    /// Everything, in order.
+    fn drain(&mut self) -> Vec<Job> {
+        std::mem::take(&mut self.jobs).into_values().map(|(_, job)| job).collect()
+    }
+}
+
+/// The sending ends of the queues, for the gateway handler.
+#[derive(Debug, Clone)]
+pub(crate) struct Inbox {
+    shards: Arc<[mpsc::Sender<Job>]>,
+    sessions: mpsc::Sender<Session>,
+    support: Arc<std::collections::HashSet<u64>>,
+    pub(crate) in_flight: Arc<InFlight>,
+}
+
+/// The receiving ends, for the workers.
+#[derive(Debug)]
+pub(crate) struct Queues {
+    shards: Vec<mpsc::Receiver<Job>>,
+    sessions: mpsc::Receiver<Session>,
+}
+
+/// Bounded queues, [`SHARDS`] of them, for a bot with these support channels.
+pub(crate) fn queues(support_channels: &[u64]) -> (Inbox, Queues) {
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..SHARDS).map(|_| mpsc::channel(SHARD_QUEUE)).unzip();
+    let (session_tx, session_rx) = mpsc::channel(4);
+    let inbox = Inbox {
+        shards: txs.into(),
+        sessions: session_tx,
+        support: Arc::new(support_channels.iter().copied().collect()),
+        in_flight: Arc::default(),
+    };
+    (inbox, Queues { shards: rxs, sessions: session_rx })
+}
+
+impl Inbox {
+    /// Queues an event on its conversation's queue, waiting while that queue is full.
+    async fn push(&self, ev: Incoming) {
+        let (channel, user) = ev.conversation(&self.support);
+        if let (Incoming::Message(m), Some(_)) = (&ev, user) {
+            self.in_flight.queued(channel.get(), m.id.get());
+        }
+        if let Some(tx) = self.shards.get(shard_of(channel, user)) {
+            let _ = tx.send(Job::Event(ev)).await;
+        }
+    }
+
+    /// Pauses every queue after what it holds and hands the session to the catch-up.
+    async fn start_session(&self, ready: Ready) {
+        let mut session = Session { ready: Box::new(ready), reached: Vec::new(), resume: Vec::new() };
+        for tx in self.shards.iter() {
+            let (reached_tx, reached_rx) = oneshot::channel();
+            let (resume_tx, resume_rx) = oneshot::channel();
+            if tx.send(Job::Pause { reached: reached_tx, resume: resume_rx }).await.is_ok() {
+                session.reached.push(reached_rx);
+                session.resume.push(resume_tx);
+            }
+        }
+        let _ = self.sessions.send(session).await;
+    }
+}
+
+/// Queues gateway events for the workers.
 #[derive(Debug)]
 pub(crate) struct Handler {
-    pub(crate) tx: mpsc::UnboundedSender<Incoming>,
+    pub(crate) inbox: Inbox,
 }
 
 #[async_trait]
 impl EventHandler for Handler {
     async fn ready(&self, _ctx: Context, ready: Ready) {
-        let _ = self.tx.send(Incoming::Ready(Box::new(ready)));
+        self.inbox.start_session(ready).await;
     }
 
     async fn resume(&self, _ctx: Context, _event: ResumedEvent) {
@@ -126,23 +336,27 @@ impl EventHandler for Handler {
     }
 
     async fn message(&self, _ctx: Context, msg: Message) {
-        let _ = self.tx.send(Incoming::Message(Box::new(msg)));
+        self.inbox.push(Incoming::Message(Box::new(msg))).await;
     }
 
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
         match interaction {
             Interaction::Component(click) => {
-                // Queue first (that keeps the order), then acknowledge within Discord's 3 seconds.
+                // Queued first when there is room (that keeps the order), and acknowledged within
+                // Discord's 3 seconds even while the queue is full.
                 let id = click.id;
                 let token = click.token.clone();
-                let _ = self.tx.send(Incoming::Click(Box::new(click)));
-                let ack = CreateInteractionResponse::Acknowledge;
-                if let Err(e) = ctx.http.create_interaction_response(id, &token, &ack, Vec::new()).await {
-                    tracing::warn!(interaction = %id, error = %e, "could not acknowledge a button press");
-                }
+                let queued = self.inbox.push(Incoming::Click(Box::new(click)));
+                let ack = async {
+                    let ack = CreateInteractionResponse::Acknowledge;
+                    if let Err(e) = ctx.http.create_interaction_response(id, &token, &ack, Vec::new()).await {
+                        tracing::warn!(interaction = %id, error = %e, "could not acknowledge a button press");
+                    }
+                };
+                tokio::join!(queued, ack);
             }
             Interaction::Command(cmd) => {
-                let _ = self.tx.send(Incoming::Command(Box::new(cmd)));
+                self.inbox.push(Incoming::Command(Box::new(cmd))).await;
             }
             _ => {}
         }
@@ -164,6 +378,8 @@ pub(crate) struct Worker {
     pub(crate) seen: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
     /// Messages handled while catching up, so that their live delivery is not handled again.
     pub(crate) caught_up: std::sync::Mutex<std::collections::HashSet<u64>>,
+    /// Support-channel messages queued and not yet handled (shared with the [`Inbox`]).
+    pub(crate) in_flight: Arc<InFlight>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -211,49 +427,108 @@ pub fn actor(user: &User, nick: Option<&str>, roles: &[RoleId]) -> Actor {
 }
 
 impl Worker {
-    /// Handles queued events until the queue closes or `stop` turns true, then what is left.
-    pub(crate) async fn run(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Incoming>, mut stop: watch::Receiver<bool>) {
+    /// Runs a worker per queue and the catch-up of new sessions until the queues close or `stop`
+    /// turns true (then each worker handles what its queue still holds).
+    pub(crate) async fn run(self: Arc<Self>, queues: Queues, stop: watch::Receiver<bool>) {
         let _ = self.stop.set(stop.clone());
-        let stopped = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        tokio::pin!(stopped);
-        loop {
-            tokio::select! {
-                ev = rx.recv() => match ev {
-                    Some(ev) => {
-                        let mut batch = vec![ev];
-                        let until = tokio::time::Instant::now() + REORDER_WINDOW;
-                        while let Ok(Some(ev)) = tokio::time::timeout_at(until, rx.recv()).await {
-                            batch.push(ev);
-                        }
-                        for ev in in_discord_order(batch) {
-                            self.handle(ev).await;
-                        }
-                    }
-                    None => return,
-                },
-                () = &mut stopped => break,
+        let Queues { shards, sessions } = queues;
+        let mut tasks: Vec<_> = shards.into_iter().map(|rx| tokio::spawn(self.clone().work(rx, stop.clone()))).collect();
+        tasks.push(tokio::spawn(self.clone().sessions(sessions, stop)));
+        for t in tasks {
+            if let Err(e) = t.await {
+                tracing::error!(error = %e, "a Discord worker failed");
             }
-        }
-        let mut rest = Vec::new();
-        while let Ok(ev) = rx.try_recv() {
-            rest.push(ev);
-        }
-        for ev in in_discord_order(rest) {
-            self.handle(ev).await;
         }
     }
 
-    async fn handle(&self, ev: Incoming) {
-        match ev {
-            Incoming::Ready(ready) => {
-                self.on_ready(&ready);
-                self.catch_up().await;
+    /// One queue's worker: takes what the queue holds into a [`Reorder`] buffer and handles it in
+    /// Discord's order.
+    async fn work(self: Arc<Self>, mut rx: mpsc::Receiver<Job>, mut stop: watch::Receiver<bool>) {
+        let mut stopping = stop.clone();
+        let stopped = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        };
+        tokio::pin!(stopped);
+        let mut buffer = Reorder::default();
+        let mut open = true;
+        loop {
+            while open && !buffer.is_full() {
+                match rx.try_recv() {
+                    Ok(job) => buffer.push(job, tokio::time::Instant::now()),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+                }
             }
-            Incoming::Message(msg) => self.on_message(&msg).await,
-            Incoming::Click(click) => self.on_click(&click).await,
-            Incoming::Command(cmd) => self.on_command(&cmd).await,
+            let now = tokio::time::Instant::now();
+            let due = match buffer.next(now, !open) {
+                Ok(job) => {
+                    self.job(job, &mut stop).await;
+                    continue;
+                }
+                Err(None) if !open => return,
+                Err(due) => due,
+            };
+            tokio::select! {
+                job = rx.recv(), if open => match job {
+                    Some(job) => buffer.push(job, tokio::time::Instant::now()),
+                    None => open = false,
+                },
+                () = tokio::time::sleep_until(due.unwrap_or(now)), if due.is_some() => {}
+                () = &mut stopped => break,
+            }
+        }
+        while let Ok(job) = rx.try_recv() {
+            buffer.push(job, tokio::time::Instant::now());
+        }
+        for job in buffer.drain() {
+            self.job(job, &mut stop).await;
+        }
+    }
+
+    async fn job(&self, job: Job, stop: &mut watch::Receiver<bool>) {
+        match job {
+            Job::Event(Incoming::Message(msg)) => {
+                self.on_message(&msg).await;
+                if let Some(mark) = self.in_flight.finished(msg.channel_id.get(), msg.id.get()) {
+                    self.write_mark(NS_SEEN, msg.channel_id, MessageId::new(mark)).await;
+                }
+            }
+            Job::Event(Incoming::Click(click)) => self.on_click(&click).await,
+            Job::Event(Incoming::Command(cmd)) => self.on_command(&cmd).await,
+            Job::Pause { reached, resume } => {
+                let _ = reached.send(());
+                if *stop.borrow() {
+                    return;
+                }
+                tokio::select! {
+                    _ = resume => {}
+                    _ = stop.wait_for(|s| *s) => {}
+                }
+            }
+        }
+    }
+
+    /// Starts each new session: once every queue has handled what it held from before, reads
+    /// what was missed, then lets the queues go on.
+    async fn sessions(self: Arc<Self>, mut rx: mpsc::Receiver<Session>, mut stop: watch::Receiver<bool>) {
+        loop {
+            let session = tokio::select! {
+                s = rx.recv() => match s {
+                    Some(s) => s,
+                    None => return,
+                },
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            let Session { ready, reached, resume } = session;
+            for r in reached {
+                tokio::select! {
+                    _ = r => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+            self.on_ready(&ready);
+            self.catch_up().await;
+            drop(resume);
         }
     }
 
@@ -364,8 +639,16 @@ impl Worker {
     }
 
     /// Records that the message `id` in `channel` (whose kind is told by namespace `ns`) was
-    /// handled (only ever forward).
+    /// handled (only ever forward); for a queued support-channel message, once the earlier ones
+    /// there are handled too.
     async fn mark_seen(&self, ns: &str, channel: ChannelId, id: MessageId) {
+        if !self.in_flight.hold(channel.get(), id.get()) {
+            self.write_mark(ns, channel, id).await;
+        }
+    }
+
+    /// Writes the mark of `channel` (only ever forward).
+    async fn write_mark(&self, ns: &str, channel: ChannelId, id: MessageId) {
         let newer = {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
             let last = seen.entry(channel.get()).or_insert(0);
@@ -549,17 +832,23 @@ impl Worker {
 
     /// Posts a line of ours in a channel, in the background.
     fn say(&self, channel: ChannelId, text: String) {
+        self.say_all(channel, vec![text]);
+    }
+
+    /// Posts lines of ours in a channel, in order, in the background.
+    fn say_all(&self, channel: ChannelId, texts: Vec<String>) {
         let http = self.http.clone();
-        tokio::spawn(async move {
-            let msg = CreateMessage::new().content(text).allowed_mentions(format::no_mentions());
-            if let Err(e) = channel.send_message(&*http, msg).await {
-                tracing::warn!(channel = %channel, error = %e, "could not post in a Discord channel");
-            }
-        });
+        tokio::spawn(post_all(http, channel, texts));
     }
 
     /// Answers a slash command, in the background.
     fn respond(&self, cmd: &CommandInteraction, text: String, ephemeral: bool) {
+        self.respond_then(cmd, text, ephemeral, None);
+    }
+
+    /// Answers a slash command, then (once answered) posts `then`'s lines in its channel: the rest
+    /// of a note too long for one message.
+    fn respond_then(&self, cmd: &CommandInteraction, text: String, ephemeral: bool, then: Option<(ChannelId, Vec<String>)>) {
         let http = self.http.clone();
         let (id, token) = (cmd.id, cmd.token.clone());
         tokio::spawn(async move {
@@ -572,6 +861,9 @@ impl Worker {
             let resp = CreateInteractionResponse::Message(msg);
             if let Err(e) = http.create_interaction_response(id, &token, &resp, Vec::new()).await {
                 tracing::warn!(interaction = %id, error = %e, "could not answer a slash command");
+            }
+            if let Some((channel, texts)) = then {
+                post_all(http, channel, texts).await;
             }
         });
     }
@@ -631,14 +923,16 @@ impl Worker {
             Ok(_) if name == "note" => {
                 let note =
                     format::pieces(&format!("📝 Note by **{}**: ", format::escape(&actor.name)), text.as_deref().unwrap_or_default());
-                let first = note.first().cloned().unwrap_or_default();
                 if here == Some(ticket) {
-                    // In the ticket's thread: the answer is the note, for the other agents to see.
-                    self.respond(cmd, first, false);
+                    // In the ticket's thread: the answer is the note, for the other agents to see
+                    // (and what does not fit in it follows).
+                    let mut parts = note.into_iter();
+                    let first = parts.next().unwrap_or_default();
+                    self.respond_then(cmd, first, false, Some((cmd.channel_id, parts.collect())));
                 } else {
                     self.respond(cmd, format!("Note added to ticket #{ticket}."), true);
                     if let Ok(Some(thread)) = self.threads.thread_of(ticket).await {
-                        self.say(thread, first);
+                        self.say_all(thread, note);
                     }
                 }
             }
@@ -686,5 +980,103 @@ impl Worker {
             out.push_str(&line);
         }
         out
+    }
+}
+
+/// Posts `texts` in `channel`, in order, pinging nobody; logs what fails.
+async fn post_all(http: Arc<Http>, channel: ChannelId, texts: Vec<String>) {
+    for text in texts.into_iter().filter(|t| !t.is_empty()) {
+        let msg = CreateMessage::new().content(text).allowed_mentions(format::no_mentions());
+        if let Err(e) = channel.send_message(&*http, msg).await {
+            tracing::warn!(channel = %channel, error = %e, "could not post in a Discord channel");
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_conversation_always_has_the_same_queue_and_conversations_spread() {
+        let c = ChannelId::new(1_234_567_890_123_456_789);
+        assert_eq!(shard_of(c, None), shard_of(c, None));
+        let used: std::collections::HashSet<usize> =
+            (0..200u64).map(|i| shard_of(ChannelId::new(1_300_000_000_000_000_000 + (i << 22)), None)).collect();
+        assert!(used.len() > SHARDS / 2, "snowflakes spread over the queues: {used:?}");
+        let customers: std::collections::HashSet<usize> = (1..200u64).map(|u| shard_of(c, Some(UserId::new(u << 22)))).collect();
+        assert!(customers.len() > SHARDS / 2, "customers of one support channel too: {customers:?}");
+        assert!((0..1000u64).all(|i| shard_of(ChannelId::new(i + 1), Some(UserId::new(i + 7))) < SHARDS));
+    }
+
+    #[test]
+    fn a_support_channels_mark_never_passes_a_message_still_queued() {
+        let f = InFlight::default();
+        for id in [10, 11, 12] {
+            f.queued(1, id);
+        }
+        // 11 and 12 (other customers) are handled first; 10 still waits.
+        assert!(f.hold(1, 11));
+        assert_eq!(f.finished(1, 11), None);
+        assert!(f.hold(1, 12));
+        assert_eq!(f.finished(1, 12), None);
+        // 10 is done without a mark of its own (not for the bot): now the mark may pass all three.
+        assert_eq!(f.finished(1, 10), Some(12));
+        assert!(f.lanes().is_empty(), "nothing left behind");
+        // Not queued (read while catching up, or another kind of channel): written at once.
+        assert!(!f.hold(1, 13));
+        assert_eq!(f.finished(2, 5), None);
+        // In order: each mark at once.
+        f.queued(1, 20);
+        f.queued(1, 21);
+        assert!(f.hold(1, 20));
+        assert_eq!(f.finished(1, 20), Some(20));
+        assert!(f.hold(1, 21));
+        assert_eq!(f.finished(1, 21), Some(21));
+    }
+
+    #[test]
+    fn a_pause_comes_before_the_events_gathered_with_it() {
+        let (reached, _) = oneshot::channel();
+        let (_, resume) = oneshot::channel();
+        let mut r = Reorder::default();
+        let now = tokio::time::Instant::now();
+        r.push(Job::Pause { reached, resume }, now);
+        assert!(matches!(r.next(now, true), Ok(Job::Pause { .. })));
+        assert!(matches!(r.next(now, true), Err(None)), "empty");
+    }
+
+    /// A job whose order is `id` (a pause has order 0; these stand for events).
+    fn marker(id: u64, r: &mut Reorder, at: tokio::time::Instant) {
+        let (reached, _) = oneshot::channel();
+        let (_, resume) = oneshot::channel();
+        r.arrivals = id * 1000;
+        r.jobs.insert((id, r.arrivals), (at, Job::Pause { reached, resume }));
+    }
+
+    fn next_id(r: &mut Reorder, now: tokio::time::Instant) -> Result<u64, Option<tokio::time::Instant>> {
+        let key = r.jobs.first_key_value().map(|(k, _)| k.0);
+        r.next(now, false).map(|_| key.unwrap_or_default())
+    }
+
+    #[test]
+    fn jobs_wait_the_window_for_swapped_ones_and_go_in_order() {
+        let t0 = tokio::time::Instant::now();
+        let mut r = Reorder::default();
+        marker(69, &mut r, t0);
+        assert_eq!(next_id(&mut r, t0), Err(Some(t0 + REORDER_WINDOW)), "waits for what was dispatched with it");
+        marker(63, &mut r, t0 + Duration::from_millis(5));
+        let later = t0 + REORDER_WINDOW + Duration::from_millis(5);
+        assert_eq!(next_id(&mut r, later), Ok(63), "the earlier one first");
+        assert_eq!(next_id(&mut r, later), Ok(69));
+        // A backlog: a full buffer hands out at once, in order.
+        for id in (1..=SHARD_QUEUE as u64).rev() {
+            marker(id, &mut r, t0);
+        }
+        assert!(r.is_full());
+        assert_eq!(next_id(&mut r, t0), Ok(1));
+        assert_eq!(next_id(&mut r, t0), Err(Some(t0 + REORDER_WINDOW)), "no longer full: the window again");
+        assert_eq!(r.drain().len(), SHARD_QUEUE - 1);
     }
 }

@@ -1,18 +1,17 @@
 //! The customer side: [`DiscordChannel`] sends the core's replies to DMs and support channels,
-//! escaped, split at 2,000 characters, with quick-reply buttons, pinging nobody; and
-//! [`map_error`] turns Discord's answers into the outbox's retry decisions.
+//! escaped, with quick-reply buttons, pinging nobody, each message created once (Discord's `nonce`
+//! with `enforce_nonce`); and [`map_error`] turns Discord's answers into the outbox's retry
+//! decisions.
 
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use serenity::all::{ChannelId, CreateMessage, Http, UserId};
+use serenity::all::{ChannelId, CreateMessage, Http, Nonce, UserId};
 use switchboard_core::ChannelError;
 use switchboard_core::channel::Channel;
 use switchboard_core::types::Reply;
 
+use crate::api::{Api, DEFAULT_RETRY_AFTER};
 use crate::format;
 
 /// The channel name inbound messages carry and the outbox delivers to.
@@ -25,8 +24,36 @@ const CANNOT_MESSAGE_USER: isize = 50007;
 const MISSING_ACCESS: isize = 50001;
 const MISSING_PERMISSIONS: isize = 50013;
 
-/// When Discord says "slow down" without a usable delay (the typed error drops `retry_after`).
-const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// The longest `nonce` Discord takes.
+pub const NONCE_LIMIT: usize = 25;
+
+/// The nonce of piece `i` of what one outbox item (whose nonce is `nonce`) posts: the item's own
+/// for the first piece, `"{nonce}.{i}"` for the others, so that every message has its own and a
+/// retry repeats none. A nonce too long for that is replaced by a hash of it (stable across
+/// processes and versions). At most [`NONCE_LIMIT`] characters.
+pub fn piece_nonce(nonce: &str, i: usize) -> String {
+    let fits = |s: &str| s.len() <= NONCE_LIMIT;
+    let base = if fits(nonce) { nonce.to_string() } else { format!("h{:016x}", fnv1a(nonce)) };
+    if i == 0 {
+        return base;
+    }
+    let suffixed = format!("{base}.{i}");
+    if fits(&suffixed) { suffixed } else { format!("h{:016x}.{i}", fnv1a(&base)) }
+}
+
+/// 64-bit FNV-1a: a hash that is the same in every process and Rust version.
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// A message with `nonce` (when the caller has one), enforced: Discord answers a repeat of it
+/// (same author, same channel, within minutes) with the message already created.
+pub(crate) fn with_nonce(msg: CreateMessage, nonce: Option<String>) -> CreateMessage {
+    match nonce {
+        Some(n) => msg.nonce(Nonce::String(n)).enforce_nonce(true),
+        None => msg,
+    }
+}
 
 /// Where a conversation's replies go: a DM channel (`"<channel id>"`), or a support channel for one
 /// customer (`"<channel id>:<user id>"`), where replies start with a mention of the customer that
@@ -61,9 +88,7 @@ impl Target {
 /// Sends customer replies through Discord's REST API.
 #[derive(Clone)]
 pub struct DiscordChannel {
-    http: Arc<Http>,
-    /// Pieces of a long reply already sent, so a retry after a partial failure does not repeat them.
-    sent_pieces: Arc<Mutex<HashMap<u64, usize>>>,
+    api: Api,
 }
 
 impl std::fmt::Debug for DiscordChannel {
@@ -75,23 +100,36 @@ impl std::fmt::Debug for DiscordChannel {
 impl DiscordChannel {
     /// A channel over `http`.
     pub fn new(http: Arc<Http>) -> DiscordChannel {
-        DiscordChannel { http, sent_pieces: Arc::new(Mutex::new(HashMap::new())) }
+        DiscordChannel::with_api(Api::new(http))
     }
 
-    fn progress(&self) -> std::sync::MutexGuard<'_, HashMap<u64, usize>> {
-        self.sent_pieces.lock().unwrap_or_else(|p| p.into_inner())
+    /// A channel over `api` (shared with the desk, so that both wait out what Discord said).
+    pub(crate) fn with_api(api: Api) -> DiscordChannel {
+        DiscordChannel { api }
     }
-}
 
-fn reply_key(chat: &str, reply: &Reply) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    chat.hash(&mut h);
-    reply.text.hash(&mut h);
-    for c in &reply.choices {
-        c.payload.hash(&mut h);
-        c.label.hash(&mut h);
+    /// Posts a reply. The engine splits long replies before queueing them ([`crate::TEXT_LIMIT`]);
+    /// a reply still too long for one message (escaping grew it) is sent in several, every one of
+    /// them, each with its own nonce derived from the item's, so a retry re-creates none.
+    async fn deliver(&self, chat: &str, reply: &Reply, nonce: Option<&str>) -> Result<(), ChannelError> {
+        let target = Target::parse(chat).ok_or_else(|| ChannelError::Permanent(format!("{chat:?} is not a Discord conversation")))?;
+        let rows = format::buttons(&reply.choices);
+        if reply.text.trim().is_empty() && rows.is_empty() {
+            return Ok(());
+        }
+        let prefix = target.user.map(|u| format!("<@{u}> ")).unwrap_or_default();
+        let pieces = format::pieces(&prefix, &reply.text);
+        let last = pieces.len().saturating_sub(1);
+        for (i, piece) in pieces.into_iter().enumerate() {
+            let mut msg = CreateMessage::new().content(piece).allowed_mentions(format::no_mentions());
+            if i == last && !rows.is_empty() {
+                msg = msg.components(rows.clone());
+            }
+            let msg = with_nonce(msg, nonce.map(|n| piece_nonce(n, i)));
+            self.api.send_message(target.channel, &msg).await?;
+        }
+        Ok(())
     }
-    h.finish()
 }
 
 #[async_trait]
@@ -101,36 +139,11 @@ impl Channel for DiscordChannel {
     }
 
     async fn send(&self, chat: &str, reply: &Reply) -> Result<(), ChannelError> {
-        let target = Target::parse(chat).ok_or_else(|| ChannelError::Permanent(format!("{chat:?} is not a Discord conversation")))?;
-        let rows = format::buttons(&reply.choices);
-        if reply.text.trim().is_empty() && rows.is_empty() {
-            return Ok(());
-        }
-        let prefix = target.user.map(|u| format!("<@{u}> ")).unwrap_or_default();
-        let pieces = format::pieces(&prefix, &reply.text);
-        let key = reply_key(chat, reply);
-        let done = self.progress().get(&key).copied().unwrap_or(0);
-        let last = pieces.len().saturating_sub(1);
-        for (i, piece) in pieces.into_iter().enumerate().skip(done) {
-            let mut msg = CreateMessage::new().content(piece).allowed_mentions(format::no_mentions());
-            if i == last && !rows.is_empty() {
-                msg = msg.components(rows.clone());
-            }
-            match target.channel.send_message(&*self.http, msg).await {
-                Ok(_) => {
-                    self.progress().insert(key, i + 1);
-                }
-                Err(e) => {
-                    let err = map_error(&e);
-                    if matches!(err, ChannelError::Blocked(_) | ChannelError::Permanent(_)) {
-                        self.progress().remove(&key);
-                    }
-                    return Err(err);
-                }
-            }
-        }
-        self.progress().remove(&key);
-        Ok(())
+        self.deliver(chat, reply, None).await
+    }
+
+    async fn send_once(&self, chat: &str, reply: &Reply, nonce: &str) -> Result<(), ChannelError> {
+        self.deliver(chat, reply, Some(nonce)).await
     }
 }
 
@@ -177,5 +190,23 @@ mod tests {
         assert_eq!(Target::parse("x"), None);
         assert_eq!(Target::parse("0"), None);
         assert_eq!(Target::parse("1:"), None);
+    }
+
+    #[test]
+    fn piece_nonces_are_distinct_stable_and_short() {
+        assert_eq!(piece_nonce("12345", 0), "12345");
+        assert_eq!(piece_nonce("12345", 1), "12345.1");
+        let long = "1234567890123456789012345";
+        assert_eq!(long.len(), NONCE_LIMIT);
+        assert_eq!(piece_nonce(long, 0), long);
+        let pieces: Vec<String> = (0..12).map(|i| piece_nonce(long, i)).collect();
+        assert!(pieces.iter().all(|n| n.len() <= NONCE_LIMIT), "{pieces:?}");
+        let distinct: std::collections::HashSet<&String> = pieces.iter().collect();
+        assert_eq!(distinct.len(), pieces.len());
+        assert_eq!(piece_nonce(long, 3), piece_nonce(long, 3), "the same on every try");
+        assert_ne!(piece_nonce(long, 1), piece_nonce("1234567890123456789012346", 1));
+        let too_long = "x".repeat(40);
+        assert!(piece_nonce(&too_long, 0).len() <= NONCE_LIMIT);
+        assert!(piece_nonce(&too_long, 99).len() <= NONCE_LIMIT);
     }
 }

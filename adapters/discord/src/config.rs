@@ -24,8 +24,10 @@ pub struct DiscordConfig {
     #[serde(default, deserialize_with = "opt_id")]
     pub staff_guild_id: Option<u64>,
     /// Where the Discord REST API is (`http://127.0.0.1:PORT` for the fake, or an HTTP proxy that
-    /// rate limits for several processes). Setting it disables the built-in rate limiter, which
-    /// would otherwise bypass the proxy. Tests and special deployments only.
+    /// rate limits for several processes). Setting it disables serenity's rate limiter, which
+    /// would otherwise bypass the proxy; the adapter then honours the 429 answers it gets itself
+    /// (`retry_after`, and the global flag, which pauses every destination). Tests and special
+    /// deployments only.
     #[serde(default)]
     pub api_url: Option<String>,
 }

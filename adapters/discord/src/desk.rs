@@ -1,7 +1,8 @@
 //! The agents' side: [`DiscordDesk`] keeps one thread per ticket in the staff channel. A new ticket
 //! opens a thread named after it, starting with the summary embed; customer messages, claims,
 //! releases, notes and delivery failures are posted there; closing posts, then archives and locks
-//! the thread.
+//! the thread. Every post carries a nonce Discord enforces (the outbox item's, or for the summary
+//! one of the ticket's), so a retried notice is not shown twice.
 
 use std::sync::Arc;
 
@@ -11,7 +12,8 @@ use switchboard_core::ChannelError;
 use switchboard_core::channel::{AgentDesk, TicketView, ticket_title};
 use switchboard_core::types::DeskNotice;
 
-use crate::channel::map_error;
+use crate::api::Api;
+use crate::channel::{piece_nonce, with_nonce};
 use crate::format;
 use crate::threads::{NS_CLOSED, NS_SUMMARY, Threads};
 
@@ -24,7 +26,7 @@ pub const ACTOR_PREFIX: &str = "discord:";
 /// Ticket threads in a staff text channel.
 #[derive(Clone)]
 pub struct DiscordDesk {
-    http: Arc<Http>,
+    api: Api,
     staff_channel: ChannelId,
     threads: Threads,
 }
@@ -42,7 +44,12 @@ fn store_error(e: switchboard_core::StoreError) -> ChannelError {
 impl DiscordDesk {
     /// A desk in `staff_channel`.
     pub fn new(http: Arc<Http>, staff_channel: ChannelId, threads: Threads) -> DiscordDesk {
-        DiscordDesk { http, staff_channel, threads }
+        DiscordDesk::with_api(Api::new(http), staff_channel, threads)
+    }
+
+    /// A desk over `api` (shared with the customer channel).
+    pub(crate) fn with_api(api: Api, staff_channel: ChannelId, threads: Threads) -> DiscordDesk {
+        DiscordDesk { api, staff_channel, threads }
     }
 
     /// The ticket's thread, created (with its summary) if it has none yet. Safe to retry: the
@@ -54,24 +61,28 @@ impl DiscordDesk {
             None => {
                 let name = ticket_title(&view.ticket, format::THREAD_NAME_LIMIT);
                 let create = CreateThread::new(name).kind(ChannelType::PublicThread).auto_archive_duration(AutoArchiveDuration::OneWeek);
-                let thread = self.staff_channel.create_thread(&*self.http, create).await.map_err(|e| map_error(&e))?;
-                tracing::info!(ticket = id, thread = %thread.id, "opened a ticket thread");
-                self.threads.remember(id, thread.id).await.map_err(store_error)?;
-                thread.id
+                let thread = self.api.create_thread(self.staff_channel, &create).await?;
+                tracing::info!(ticket = id, thread = %thread, "opened a ticket thread");
+                self.threads.remember(id, thread).await.map_err(store_error)?;
+                thread
             }
         };
         if !self.threads.done(NS_SUMMARY, id).await.map_err(store_error)? {
+            // The ticket's own nonce: whichever notice posts the summary, and however often.
             let msg = CreateMessage::new().embed(format::summary_embed(view)).allowed_mentions(format::no_mentions());
-            thread.send_message(&*self.http, msg).await.map_err(|e| map_error(&e))?;
+            self.api.send_message(thread, &with_nonce(msg, Some(format!("s{id}")))).await?;
             self.threads.mark_done(NS_SUMMARY, id).await.map_err(store_error)?;
         }
         Ok(thread)
     }
 
-    async fn post(&self, thread: ChannelId, pieces: Vec<String>) -> Result<(), ChannelError> {
-        for piece in pieces {
+    /// Posts a notice's pieces in order (the engine already split long text, see
+    /// [`crate::DESK_TEXT_LIMIT`]; escaping may still make more than one), each with its own
+    /// nonce derived from the item's.
+    async fn post(&self, thread: ChannelId, pieces: Vec<String>, nonce: Option<&str>) -> Result<(), ChannelError> {
+        for (i, piece) in pieces.into_iter().enumerate() {
             let msg = CreateMessage::new().content(piece).allowed_mentions(format::no_mentions());
-            thread.send_message(&*self.http, msg).await.map_err(|e| map_error(&e))?;
+            self.api.send_message(thread, &with_nonce(msg, nonce.map(|n| piece_nonce(n, i)))).await?;
         }
         Ok(())
     }
@@ -88,6 +99,17 @@ impl AgentDesk for DiscordDesk {
     }
 
     async fn notify_by(&self, view: &TicketView, notice: &DeskNotice, by: Option<&str>) -> Result<(), ChannelError> {
+        self.deliver(view, notice, by, None).await
+    }
+
+    async fn notify_once(&self, view: &TicketView, notice: &DeskNotice, by: Option<&str>, nonce: &str) -> Result<(), ChannelError> {
+        self.deliver(view, notice, by, Some(nonce)).await
+    }
+}
+
+impl DiscordDesk {
+    /// Shows a notice in the ticket's thread, its posts carrying nonces derived from `nonce`.
+    async fn deliver(&self, view: &TicketView, notice: &DeskNotice, by: Option<&str>, nonce: Option<&str>) -> Result<(), ChannelError> {
         let own = by.is_some_and(|b| b.starts_with(ACTOR_PREFIX));
         match notice {
             // A Discord agent wrote it in the thread themselves: do not echo it.
@@ -101,17 +123,16 @@ impl AgentDesk for DiscordDesk {
                 if !self.threads.done(NS_CLOSED, view.ticket.id).await.map_err(store_error)?
                     && let Some(pieces) = format::notice_pieces(view, notice)
                 {
-                    self.post(thread, pieces).await?;
+                    self.post(thread, pieces, nonce).await?;
                     self.threads.mark_done(NS_CLOSED, view.ticket.id).await.map_err(store_error)?;
                 }
                 let archive = EditThread::new().archived(true).locked(true);
-                thread.edit_thread(&*self.http, archive).await.map_err(|e| map_error(&e))?;
-                Ok(())
+                self.api.edit_thread(thread, &archive).await
             }
             _ => {
                 let thread = self.thread(view).await?;
                 match format::notice_pieces(view, notice) {
-                    Some(pieces) => self.post(thread, pieces).await,
+                    Some(pieces) => self.post(thread, pieces, nonce).await,
                     None => Ok(()),
                 }
             }

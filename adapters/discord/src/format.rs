@@ -8,6 +8,11 @@ use switchboard_core::types::{Author, Choice, DeskNotice, HandoffReason, Priorit
 
 /// Discord's limit on a message's content, in characters.
 pub const MESSAGE_LIMIT: usize = 2000;
+/// Room for the mention that starts a reply in a support channel (`<@` 20 digits `> `).
+pub const MENTION_ROOM: usize = 24;
+/// Room for the start of a line in a ticket's thread (`💬 **name** → customer: `, the name cut
+/// at 100 characters and escaped).
+pub const NOTICE_PREFIX_ROOM: usize = 250;
 /// Discord's limit on a thread's name.
 pub const THREAD_NAME_LIMIT: usize = 100;
 /// Discord's limit on a button's `custom_id`.
@@ -239,6 +244,45 @@ mod tests {
         let parts = pieces("", &long);
         assert_eq!(parts.len(), 3);
         assert_eq!(parts.concat(), long);
+    }
+
+    #[test]
+    fn text_within_the_exported_limits_is_one_message() {
+        use switchboard_core::Lang;
+        use switchboard_core::types::{ConversationKey, Ticket, TicketStatus};
+        // The worst case: every character of a 100-character name and of the text escaped.
+        let name = "*".repeat(150);
+        let text = "_".repeat(crate::DESK_TEXT_LIMIT.max / 2);
+        assert_eq!((crate::DESK_TEXT_LIMIT.measure)(&text), crate::DESK_TEXT_LIMIT.max);
+        let ticket = Ticket {
+            id: 1,
+            key: ConversationKey { channel: "discord".into(), chat: "1".into() },
+            conversation_id: 1,
+            customer_id: "1".into(),
+            customer_name: name.clone(),
+            lang: Lang::En,
+            status: TicketStatus::Queued,
+            priority: Priority::Normal,
+            reason: HandoffReason::CustomerRequest,
+            fields: Vec::new(),
+            agent: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let view = TicketView { ticket, recent: Vec::new() };
+        let notices = [
+            DeskNotice::CustomerMessage { text: text.clone() },
+            DeskNotice::AgentReply { agent: name.clone(), text: text.clone() },
+            DeskNotice::Note { agent: name.clone(), text: text.clone() },
+            DeskNotice::DeliveryFailed { reason: text.clone() },
+        ];
+        for n in &notices {
+            let parts = notice_pieces(&view, n).unwrap_or_default();
+            assert_eq!(parts.len(), 1, "{n:?}");
+            assert!(chars_len(&parts[0]) <= MESSAGE_LIMIT);
+        }
+        let reply = "*".repeat(crate::TEXT_LIMIT.max / 2);
+        assert_eq!(pieces(&format!("<@{}> ", u64::MAX), &reply).len(), 1);
     }
 
     #[test]

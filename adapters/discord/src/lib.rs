@@ -4,18 +4,24 @@
 //!   channels. A DM's conversation is its channel id; in a support channel each customer has their
 //!   own conversation, `"<channel id>:<user id>"`, and the bot's replies there start with a
 //!   mention of that customer which pings nobody. Quick-reply choices are buttons; a press is the
-//!   customer choosing that option. Long replies are split at 2,000 characters, text is escaped so
-//!   it shows as written, and nothing the bot sends can ping anyone (allowed mentions are empty).
+//!   customer choosing that option. The engine splits long replies before queueing them, at
+//!   [`TEXT_LIMIT`] (and desk notices at [`DESK_TEXT_LIMIT`]); text is escaped so it shows as
+//!   written, and nothing the bot sends can ping anyone (allowed mentions are empty).
 //! - **Agents** work in a staff text channel: each ticket gets a thread starting with a summary
 //!   embed ([`desk::DiscordDesk`]); what a staff member writes in the thread goes to the customer
 //!   wherever they are, and the slash commands `/claim`, `/release`, `/note`, `/close` and
 //!   `/queue` act on tickets. Only members the engine's allowlist accepts (the staff role) can act.
 //! - **Reliability**: serenity reconnects and resumes the gateway; the engine answers a message id
-//!   once; failed sends go back to the engine's outbox, which retries them ([`channel::map_error`]).
+//!   once; failed sends go back to the engine's outbox, which retries them ([`channel::map_error`],
+//!   and behind `api_url` the 429 answers read whole: [`api::rate_limit`]); every message the
+//!   outbox creates carries Discord's `nonce` with `enforce_nonce`, so a retry (even after a crash,
+//!   within Discord's few minutes) does not show it twice. Gateway events are handled concurrently
+//!   across conversations and in order within one ([`bot`]).
 //!
 //! Start it with [`Discord::connect`] then [`Discord::spawn`]. The `fake` feature adds
 //! [`fake`], a local fake Discord for tests.
 
+pub mod api;
 pub mod bot;
 pub mod channel;
 pub mod config;
@@ -32,16 +38,27 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use serenity::all::{Channel as DiscordChannelModel, ChannelId, ClientBuilder, GatewayIntents, GuildId, Http, HttpBuilder, UserId};
+use switchboard_core::channel::TextLimit;
 use switchboard_core::engine::Engine;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-pub use channel::DiscordChannel;
+pub use channel::{CHANNEL_NAME, DiscordChannel};
 pub use config::DiscordConfig;
-pub use desk::DiscordDesk;
+pub use desk::{DESK_NAME, DiscordDesk};
 pub use error::Error;
 /// The serenity version the adapter is built on, for callers that need its types.
 pub use serenity;
+
+/// How long a customer reply may be for one Discord message, as the engine splits them: 2,000
+/// characters once escaped, less room for the `<@user> ` mention replies start with in support
+/// channels.
+pub const TEXT_LIMIT: TextLimit = TextLimit { max: format::MESSAGE_LIMIT - format::MENTION_ROOM, measure: format::escaped_len };
+
+/// How long the text of a desk notice (a customer's message relayed to the ticket's thread, an
+/// agent's reply or note) may be for one message in the thread: 2,000 characters once escaped,
+/// less room for the line's `**name:** ` start.
+pub const DESK_TEXT_LIMIT: TextLimit = TextLimit { max: format::MESSAGE_LIMIT - format::NOTICE_PREFIX_ROOM, measure: format::escaped_len };
 
 /// The environment variable holding the bot token.
 pub const TOKEN_ENV: &str = "DISCORD_TOKEN";
@@ -97,7 +114,7 @@ async fn current_user(http: &Http) -> Result<serenity::all::CurrentUser, Error> 
 pub struct Discord {
     worker: Arc<bot::Worker>,
     client: serenity::Client,
-    rx: mpsc::UnboundedReceiver<bot::Incoming>,
+    queues: bot::Queues,
 }
 
 impl std::fmt::Debug for Discord {
@@ -121,19 +138,21 @@ impl Discord {
             },
             (None, None) => None,
         };
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (inbox, queues) = bot::queues(&config.support_channel_ids);
+        let in_flight = inbox.in_flight.clone();
         let client = ClientBuilder::new_with_http(http, intents())
-            .event_handler(bot::Handler { tx })
+            .event_handler(bot::Handler { inbox })
             .await
             .map_err(|e| Error::api("preparing the gateway connection", e))?;
         let http = client.http.clone();
         let threads = threads::Threads::new(engine.store().clone());
-        engine.add_channel(Arc::new(DiscordChannel::new(http.clone())));
+        let api = api::Api::new(http.clone());
+        engine.add_channel(Arc::new(DiscordChannel::with_api(api.clone())));
         if let Some(staff) = config.staff_channel_id {
             if !engine.config().desks.iter().any(|d| d == desk::DESK_NAME) {
                 tracing::warn!("a Discord staff channel is set but the engine has no \"discord\" desk: tickets will not show there");
             }
-            engine.add_desk(Arc::new(DiscordDesk::new(http.clone(), ChannelId::new(staff), threads.clone())));
+            engine.add_desk(Arc::new(DiscordDesk::with_api(api.clone(), ChannelId::new(staff), threads.clone())));
         }
         tracing::info!(bot = %me.id, staff_guild = ?staff_guild.map(|g| g.get()), support_channels = config.support_channel_ids.len(), "Discord adapter ready");
         let worker = Arc::new(bot::Worker {
@@ -147,8 +166,9 @@ impl Discord {
             stop: std::sync::OnceLock::new(),
             seen: std::sync::Mutex::default(),
             caught_up: std::sync::Mutex::default(),
+            in_flight,
         });
-        Ok(Discord { worker, client, rx })
+        Ok(Discord { worker, client, queues })
     }
 
     /// The bot's own user id.
@@ -156,11 +176,11 @@ impl Discord {
         self.worker.bot
     }
 
-    /// Runs the gateway (on its own thread, whose single-threaded runtime keeps events in order) and
-    /// the worker that hands events to the engine, until `shutdown` completes. The engine's outbox
+    /// Runs the gateway (on its own thread) and the workers that hand events to the engine
+    /// ([`bot`]), until `shutdown` completes. The engine's outbox
     /// must run elsewhere (`Engine::run_outbox`).
     pub fn spawn(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<Vec<JoinHandle<()>>, Error> {
-        let Discord { worker, mut client, rx } = self;
+        let Discord { worker, mut client, queues } = self;
         let manager = client.shard_manager.clone();
         let (done_tx, mut done_rx) = oneshot::channel::<()>();
         std::thread::Builder::new()
@@ -190,7 +210,7 @@ impl Discord {
             let _ = stop_tx.send(true);
             tracing::info!("Discord gateway stopped");
         });
-        let work = tokio::spawn(worker.run(rx, stop_rx));
+        let work = tokio::spawn(worker.run(queues, stop_rx));
         Ok(vec![gateway, work])
     }
 }

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{Harness, STAFF_CHANNEL, SUPPORT_CHANNEL, TIMEOUT, agent, customer};
 use serde_json::json;
 use switchboard_core::store::{Faulty, MemoryStore};
@@ -226,6 +228,15 @@ async fn a_note_never_reaches_the_customer() {
     assert_eq!(events.iter().filter(|e| matches!(e.kind, TicketEventKind::Note { .. })).count(), 2);
     let transcript = h.engine.store().transcript(ticket.conversation_id, 50).await.expect("transcript");
     assert!(!transcript.iter().any(|e| e.text.contains("KYC")), "notes are not in the customer's transcript");
+    // A note longer than one message: the answer holds the start, the rest follows in the thread.
+    let long: String = (0..400).map(|i| format!("w{i:03} ")).collect();
+    let note = h.fake.slash(thread.id, &alice, "note", &[("text", json!(long.trim_end()))]);
+    let first = fake::unescape(h.wait_response(note).await["data"]["content"].as_str().unwrap_or_default());
+    assert!(first.contains("w000") && !first.contains("w399"), "{first}");
+    let rest = h.wait_text(thread.id, "w399").await;
+    let shown: Vec<String> =
+        format!("{first} {}", rest.text()).split_whitespace().filter(|w| w.starts_with('w')).map(str::to_string).collect();
+    assert_eq!(shown, long.split_whitespace().map(str::to_string).collect::<Vec<_>>(), "nothing cut");
     h.stop().await;
 }
 
@@ -365,10 +376,12 @@ async fn long_messages_are_split_at_2000_characters() {
     let id = thread.id;
     let pieces = fake::eventually("the long customer message in the thread", TIMEOUT, || {
         let p: Vec<Posted> = f.posts(id).into_iter().filter(|p| p.text().contains("转账记录")).collect();
-        let joined: String = p.iter().map(Posted::text).collect();
+        // Each part is a line of its own in the thread, starting with the customer's name.
+        let joined: String = p.iter().map(|p| p.text().trim_start_matches("**ann:** ").to_string()).collect();
         (joined.matches("转账记录").count() == 900).then_some(p)
     })
     .await;
+    assert!(pieces.iter().all(|p| p.text().starts_with("**ann:** ")), "{:?}", pieces.iter().map(Posted::text).collect::<Vec<_>>());
     assert!(pieces.len() >= 2);
     assert!(pieces.iter().all(|p| p.content.chars().count() <= 2000));
     h.stop().await;
@@ -523,8 +536,15 @@ async fn send_errors_map_onto_the_outboxs_decisions() {
     let ann = customer(1401, "ann");
     let dm = f.dm_channel(&ann).to_string();
     let hi = Reply::text("hi");
-    f.fail_next_posts(&[Failure::RateLimited(0.5), Failure::ServerError, Failure::Forbidden(50013)]);
-    assert!(matches!(channel.send(&dm, &hi).await, Err(ChannelError::RateLimited(_))));
+    f.fail_next_posts(&[Failure::RateLimited(0.5), Failure::GloballyRateLimited(0.25), Failure::ServerError, Failure::Forbidden(50013)]);
+    let limited = channel.send(&dm, &hi).await;
+    assert!(matches!(limited, Err(ChannelError::RateLimited(d)) if d == Duration::from_millis(500)), "retry_after honoured: {limited:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let paused = channel.send(&dm, &hi).await;
+    assert!(matches!(paused, Err(ChannelError::Paused(d)) if d == Duration::from_millis(250)), "a global 429 pauses the bot: {paused:?}");
+    // Until the waits are over the client refuses by itself, without asking.
+    assert!(matches!(channel.send(&dm, &hi).await, Err(ChannelError::Paused(_))));
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(matches!(channel.send(&dm, &hi).await, Err(ChannelError::Transient(_))));
     assert!(matches!(channel.send(&dm, &hi).await, Err(ChannelError::Transient(_))), "missing permissions: retried until fixed");
     assert!(matches!(channel.send("999", &hi).await, Err(ChannelError::Permanent(_))), "unknown channel");
@@ -534,16 +554,18 @@ async fn send_errors_map_onto_the_outboxs_decisions() {
     let wrong_token = DiscordChannel::new(switchboard_discord::rest_client("wrong", Some(&f.url())));
     assert!(matches!(wrong_token.send("999", &hi).await, Err(ChannelError::Transient(_))), "a rejected token is not the message's fault");
     assert!(f.all_posts().is_empty());
-    // A long reply that fails half-way is not repeated from the start when retried.
+    // A long reply that fails half-way: its retry (same nonce) creates only the pieces missing.
     let bob = customer(1402, "bob");
     let bob_dm = f.dm_channel(&bob);
     let long = Reply::text("word ".repeat(900));
     f.fail_posts_after(1, &[Failure::ServerError]);
-    assert!(matches!(channel.send(&bob_dm.to_string(), &long).await, Err(ChannelError::Transient(_))));
+    assert!(matches!(channel.send_once(&bob_dm.to_string(), &long, "7001").await, Err(ChannelError::Transient(_))));
     assert_eq!(f.posts(bob_dm).len(), 1);
-    channel.send(&bob_dm.to_string(), &long).await.expect("the retry");
+    channel.send_once(&bob_dm.to_string(), &long, "7001").await.expect("the retry");
     let posts = f.posts(bob_dm);
-    assert_eq!(posts.len(), 3, "three pieces, the first not sent twice");
+    assert_eq!(posts.len(), 3, "three pieces, the first not shown twice");
+    let nonces: Vec<Option<String>> = posts.iter().map(|p| p.nonce.clone()).collect();
+    assert_eq!(nonces, [Some("7001".into()), Some("7001.1".into()), Some("7001.2".into())]);
     let words: usize = posts.iter().map(|p| p.text().split_whitespace().count()).sum();
     assert_eq!(words, 900);
     let _ = stop.send(true);
@@ -586,5 +608,303 @@ async fn two_quick_messages_are_handled_in_the_order_they_were_sent() {
         let said: Vec<&str> = transcript.iter().filter(|e| e.author == Author::Customer).map(|e| e.text.as_str()).collect();
         assert_eq!(said, ["my account is locked", "thanks"]);
     }
+    h.stop().await;
+}
+
+/// A fake Discord of its own, and the sender that stops it.
+async fn bare_fake() -> (fake::FakeDiscord, tokio::sync::watch::Sender<bool>) {
+    let (stop, mut rx) = tokio::sync::watch::channel(false);
+    let f = fake::FakeDiscord::bind(async move {
+        let _ = rx.wait_for(|s| *s).await;
+    })
+    .await
+    .expect("fake");
+    (f, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_send_with_the_same_nonce_shows_the_message_once() {
+    use switchboard_core::channel::Channel;
+    use switchboard_core::types::Reply;
+    use switchboard_discord::DiscordChannel;
+
+    let (f, stop) = bare_fake().await;
+    let channel = DiscordChannel::new(switchboard_discord::rest_client(fake::TOKEN, Some(&f.url())));
+    let ann = customer(1501, "ann");
+    let dm = f.dm_channel(&ann);
+    // Discord takes the message but the answer is lost: the outbox retries with the same nonce.
+    f.fail_next_posts(&[Failure::Lost]);
+    assert!(channel.send_once(&dm.to_string(), &Reply::text("hello"), "42").await.is_err());
+    channel.send_once(&dm.to_string(), &Reply::text("hello"), "42").await.expect("the retry");
+    let posts = f.posts(dm);
+    assert_eq!(posts.len(), 1, "shown once: {posts:?}");
+    assert_eq!(posts[0].nonce.as_deref(), Some("42"));
+    assert_eq!(f.rest_stats().nonce_replays, 1);
+    // Another item (another nonce) with the same text is another message.
+    channel.send_once(&dm.to_string(), &Reply::text("hello"), "43").await.expect("sent");
+    assert_eq!(f.posts(dm).len(), 2);
+    // Without a nonce the fake, like Discord, has no way to tell: the retry shows it twice.
+    f.fail_next_posts(&[Failure::Lost]);
+    assert!(channel.send(&dm.to_string(), &Reply::text("bye")).await.is_err());
+    channel.send(&dm.to_string(), &Reply::text("bye")).await.expect("sent");
+    assert_eq!(f.posts(dm).iter().filter(|p| p.text() == "bye").count(), 2);
+    let _ = stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_does_not_repeat_a_reply_or_a_thread_post() {
+    let h = Harness::start().await;
+    let ann = customer(1551, "ann");
+    let alice = agent(1552, "alice");
+    let dm = h.dm_channel(&ann);
+    h.fake.fail_next_posts(&[Failure::Lost]);
+    h.fake.dm(&ann, "my account is locked");
+    h.wait_text(dm, "Forgot password").await;
+    h.settle().await;
+    assert_eq!(h.fake.posts(dm).len(), 1, "answered once though the first answer was lost");
+    let (_, thread) = h.escalate(&ann).await;
+    h.settle().await;
+    // The customer writes; the thread post's answer is lost; it shows once.
+    h.fake.fail_next_posts_in(thread.id, &[Failure::Lost]);
+    h.fake.dm(&ann, "the transfer id is 12345");
+    h.wait_text(thread.id, "12345").await;
+    h.settle().await;
+    let relayed = h.fake.posts(thread.id).iter().filter(|p| p.text().contains("12345")).count();
+    assert_eq!(relayed, 1);
+    assert!(h.fake.posts(thread.id).iter().filter(|p| p.embeds.is_empty()).all(|p| p.nonce.is_some()), "thread posts carry nonces");
+    let _ = alice;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_enforces_discords_rate_limits_and_simulates_the_round_trip() {
+    use switchboard_core::ChannelError;
+    use switchboard_core::channel::Channel;
+    use switchboard_core::types::Reply;
+    use switchboard_discord::DiscordChannel;
+
+    let (f, stop) = bare_fake().await;
+    let channel = DiscordChannel::new(switchboard_discord::rest_client(fake::TOKEN, Some(&f.url())));
+    let ann = customer(1601, "ann");
+    let dm = f.dm_channel(&ann).to_string();
+    f.set_rate_limits(Some(fake::RateLimits::DISCORD));
+    // Five messages per channel, then a 429 for that channel's bucket until its window ends.
+    for i in 0..5 {
+        channel.send(&dm, &Reply::text(format!("m{i}"))).await.expect("within the channel's limit");
+    }
+    // The fifth answer said the bucket is spent: the sixth waits without asking.
+    match channel.send(&dm, &Reply::text("m5")).await {
+        Err(ChannelError::RateLimited(d)) => assert!(d > Duration::ZERO && d <= Duration::from_secs(5), "{d:?}"),
+        other => panic!("expected the channel to wait: {other:?}"),
+    }
+    assert_eq!(f.rest_stats().route_limited, 0, "not asked");
+    // A client that did not hear it (another process) asks, and gets the channel's 429.
+    let other = DiscordChannel::new(switchboard_discord::rest_client(fake::TOKEN, Some(&f.url())));
+    match other.send(&dm, &Reply::text("m5")).await {
+        Err(ChannelError::RateLimited(d)) => assert!(d > Duration::ZERO && d <= Duration::from_secs(5), "{d:?}"),
+        other => panic!("expected a channel 429: {other:?}"),
+    }
+    assert_eq!(f.rest_stats().route_limited, 1);
+    // Other channels are not held by it; 50 requests a second overall, then a global 429. A
+    // client paces itself to that limit, so many clients (as many processes would) make the burst.
+    let clients: Vec<DiscordChannel> =
+        (0..60).map(|_| DiscordChannel::new(switchboard_discord::rest_client(fake::TOKEN, Some(&f.url())))).collect();
+    let dms: Vec<String> = (0..60u64).map(|i| f.dm_channel(&customer(1700 + i, "c")).to_string()).collect();
+    let mut paused = None;
+    for (client, c) in clients.iter().zip(&dms) {
+        if let Err(e) = client.send(c, &Reply::text("hi")).await {
+            paused = Some(e);
+            break;
+        }
+    }
+    assert!(matches!(paused, Some(ChannelError::Paused(d)) if d <= Duration::from_secs(1)), "{paused:?}");
+    assert!(f.rest_stats().global_limited >= 1);
+    // Within that second this client is told to pause too, and then waits out the pause it was
+    // told without asking.
+    assert!(matches!(channel.send(&dms[59], &Reply::text("x")).await, Err(ChannelError::Paused(_))));
+    f.set_rate_limits(None);
+    let asked = f.rest_stats().requests;
+    assert!(matches!(channel.send(&dm, &Reply::text("x")).await, Err(ChannelError::Paused(_))));
+    assert_eq!(f.rest_stats().requests, asked, "not asked");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A simulated round trip.
+    f.set_latency(Duration::from_millis(200));
+    let bob = f.dm_channel(&customer(1602, "bob"));
+    let started = std::time::Instant::now();
+    channel.send(&bob.to_string(), &Reply::text("slow")).await.expect("sent");
+    assert!(started.elapsed() >= Duration::from_millis(200), "{:?}", started.elapsed());
+    let texts: Vec<String> = f.posts(dm.parse().expect("id")).iter().map(Posted::text).collect();
+    assert_eq!(texts, ["m0", "m1", "m2", "m3", "m4"], "in order, the refused ones not created");
+    let _ = stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_waiting_on_storage_holds_up_only_its_own_channel() {
+    use switchboard_discord::bot::shard_of;
+    use switchboard_discord::serenity::all::ChannelId;
+
+    let store = std::sync::Arc::new(Faulty::new(MemoryStore::new()));
+    let h = Harness::start_with(store.clone(), None).await;
+    let ann = customer(1801, "ann");
+    let ann_dm = h.dm_channel(&ann);
+    // Bob's DM is on another queue than Ann's.
+    let (bob, bob_dm) = (1802..1900)
+        .map(|id| customer(id, "bob"))
+        .map(|b| {
+            let dm = h.dm_channel(&b);
+            (b, dm)
+        })
+        .find(|(_, dm)| shard_of(ChannelId::new(*dm), None) != shard_of(ChannelId::new(ann_dm), None))
+        .expect("another queue");
+    store.set_down(true);
+    h.fake.dm(&ann, "my account is locked");
+    // Ann's message is retried with a growing wait (0.25, 0.5, 1, 2, 4 s…) while storage is down:
+    // tried at about 0, 0.25, 0.75, 1.75, 3.75 and 7.75 s.
+    tokio::time::sleep(Duration::from_millis(4000)).await;
+    h.fake.dm(&bob, "my account is locked");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    store.set_down(false);
+    // Bob's next try comes within half a second; Ann's only at about 7.75 s, after her wait.
+    h.wait_text(bob_dm, "Forgot password").await;
+    assert!(h.fake.posts(ann_dm).is_empty(), "Bob was answered while Ann's message still waited its turn");
+    h.wait_text(ann_dm, "Forgot password").await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_beyond_a_queues_size_waits_for_room_and_loses_nothing() {
+    use switchboard_core::store::{NewConversation, Store};
+    use switchboard_core::types::ConversationKey;
+
+    let store = std::sync::Arc::new(Faulty::new(MemoryStore::new()));
+    let h = Harness::start_with(store.clone(), None).await;
+    let ann = customer(1901, "ann");
+    let dm = h.dm_channel(&ann);
+    // Storage is down: the first message waits, the rest fill its worker's batch and its queue,
+    // and then wait for room.
+    store.set_down(true);
+    let n = 2 * switchboard_discord::bot::SHARD_QUEUE + 30;
+    for i in 0..n {
+        h.fake.dm(&ann, &format!("message number {i}"));
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    store.set_down(false);
+    let new = NewConversation {
+        key: ConversationKey { channel: "discord".into(), chat: dm.to_string() },
+        customer_id: String::new(),
+        customer_name: String::new(),
+        lang: switchboard_core::Lang::En,
+        at: 0,
+    };
+    let deadline = tokio::time::Instant::now() + TIMEOUT * 2;
+    let said = loop {
+        let said: Vec<String> = match store.open_conversation(new.clone()).await {
+            Ok(conv) => store
+                .transcript(conv.id, 1000)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| e.author == Author::Customer)
+                .map(|e| e.text)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        if said.len() >= n || tokio::time::Instant::now() > deadline {
+            break said;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let expected: Vec<String> = (0..n).map(|i| format!("message number {i}")).collect();
+    assert_eq!(said, expected, "every message once, in the order sent");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_whose_answer_was_lost_is_not_repeated_by_the_next_process() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (fake, stop_fake) = Harness::lasting_fake().await;
+    let ann = customer(2001, "ann");
+    let dm = fake.dm_channel(&ann);
+    let h = Harness::start_sqlite(dir.path(), Some(fake.clone())).await;
+    // Discord creates the reply but the answer is lost (as when the process dies right then), and
+    // the retry is told to wait: the process stops with the reply still in its outbox.
+    fake.fail_next_posts(&[Failure::Lost, Failure::RateLimited(2.0)]);
+    fake.dm(&ann, "my account is locked");
+    let f = fake.clone();
+    fake::eventually("the lost answer and the 429", TIMEOUT, || (f.rest_stats().injected_failures == 2).then_some(())).await;
+    assert_eq!(fake.posts(dm).len(), 1, "created once");
+    assert!(!h.engine.store().outbox_pending().await.expect("outbox").is_empty(), "not marked delivered");
+    h.stop().await;
+    // The next process sends it again with the same nonce: Discord answers the message it has.
+    let h = Harness::start_sqlite(dir.path(), Some(fake.clone())).await;
+    h.settle().await;
+    let posts = fake.posts(dm);
+    assert_eq!(posts.len(), 1, "shown once: {:?}", posts.iter().map(Posted::text).collect::<Vec<_>>());
+    assert!(posts[0].text().contains("Forgot password"));
+    assert_eq!(fake.rest_stats().nonce_replays, 1);
+    h.stop().await;
+    let _ = stop_fake.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_discords_rate_limits_every_reply_arrives_once_and_in_order() {
+    let h = Harness::start().await;
+    h.fake.set_latency(Duration::from_millis(20));
+    h.fake.set_rate_limits(Some(fake::RateLimits::DISCORD));
+    let customers: Vec<_> = (0..40u64).map(|i| customer(2100 + i, "c")).collect();
+    let dms: Vec<u64> = customers.iter().map(|c| h.dm_channel(c)).collect();
+    for c in &customers {
+        h.fake.dm(c, "my account is locked");
+    }
+    for c in &customers {
+        h.fake.dm(c, "thanks");
+    }
+    let started = std::time::Instant::now();
+    for &dm in &dms {
+        h.wait_posts("both answers", dm, 2).await;
+    }
+    h.settle().await;
+    for &dm in &dms {
+        let texts = h.texts(dm);
+        assert_eq!(texts.len(), 2, "once each: {texts:?}");
+        assert!(texts[0].contains("Forgot password"), "in order: {texts:?}");
+    }
+    let stats = h.fake.rest_stats();
+    eprintln!("80 replies in {:?} under Discord's limits: {stats:?}", started.elapsed());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_replies_is_paced_to_the_global_limit_instead_of_hitting_it() {
+    let h = Harness::start().await;
+    h.fake.set_latency(Duration::from_millis(20));
+    h.fake.set_rate_limits(Some(fake::RateLimits::DISCORD));
+    // Far more replies than the global limit lets go in a second, at once.
+    let customers: Vec<_> = (0..100u64).map(|i| customer(2200 + i, "c")).collect();
+    let dms: Vec<u64> = customers.iter().map(|c| h.dm_channel(c)).collect();
+    for c in &customers {
+        h.fake.dm(c, "my account is locked");
+    }
+    for c in &customers {
+        h.fake.dm(c, "how do I close my account");
+    }
+    let started = std::time::Instant::now();
+    for &dm in &dms {
+        h.wait_posts("both answers", dm, 2).await;
+    }
+    let took = started.elapsed();
+    h.settle().await;
+    for &dm in &dms {
+        let texts = h.texts(dm);
+        assert_eq!(texts.len(), 2, "once each: {texts:?}");
+        assert!(texts[0].contains("Forgot password"), "in order: {texts:?}");
+        assert!(texts[1].contains("Before closing your account"), "in order: {texts:?}");
+    }
+    let stats = h.fake.rest_stats();
+    eprintln!("200 replies in {took:?} under Discord's limits: {stats:?}");
+    assert!(stats.global_limited <= 2, "paced, not refused: {stats:?}");
+    assert_eq!(stats.nonce_replays, 0, "nothing was sent twice: {stats:?}");
+    // Paced, not serialised: about the global limit's rate.
+    assert!(took < Duration::from_secs(15), "{took:?}");
     h.stop().await;
 }

@@ -2,6 +2,10 @@
 //! it that starts with the ticket's summary; the ticket's events are posted there, and closing the
 //! ticket closes the topic. Ticket ↔ topic mappings live in the engine store's key-value space, so
 //! they survive restarts and are shared by every instance.
+//!
+//! All topics are in one group, under one Telegram limit (20 messages a minute per group): a 429
+//! on the staff group is [`ChannelError::Paused`], so the engine holds every ticket's notices, not
+//! only the one that hit it.
 
 use std::sync::Arc;
 
@@ -13,7 +17,7 @@ use switchboard_core::{ChannelError, StoreError};
 use teloxide::prelude::*;
 use teloxide::types::{MessageId, ThreadId};
 
-use crate::error::Failure;
+use crate::error::{Failure, short};
 use crate::send::Outbound;
 
 /// Key-value namespace: `<staff chat>:<ticket id>` → forum topic (message thread) id.
@@ -23,6 +27,10 @@ pub const TOPIC_TICKET_NS: &str = "telegram.topic_ticket";
 
 /// Telegram's limit on a topic name.
 const MAX_TOPIC_NAME: usize = 128;
+
+/// Names in a notice's prefix are cut to this many characters (at most twice as many UTF-16
+/// units), so a prefix fits in [`crate::DESK_PREFIX_ROOM`].
+pub(crate) const MAX_NAME: usize = 64;
 
 /// The forum topic of `ticket` in `staff`, if one was opened.
 pub async fn topic_of(store: &dyn Store, staff: i64, ticket: i64) -> Result<Option<i32>, StoreError> {
@@ -59,11 +67,12 @@ pub(crate) fn topic_name(view: &TicketView) -> String {
 /// What a notice looks like in the ticket's topic; `None` for the summary (posted on its own).
 pub(crate) fn notice_text(view: &TicketView, notice: &DeskNotice) -> Option<String> {
     let t = &view.ticket;
+    let name = |n: &str| short(n, MAX_NAME);
     Some(match notice {
         DeskNotice::Opened => return None,
-        DeskNotice::CustomerMessage { text } => format!("👤 {}: {text}", t.customer_name),
-        DeskNotice::AgentReply { agent, text } => format!("💬 {agent} → customer: {text}"),
-        DeskNotice::Note { agent, text } => format!("📝 Note by {agent} (not sent to the customer): {text}"),
+        DeskNotice::CustomerMessage { text } => format!("👤 {}: {text}", name(&t.customer_name)),
+        DeskNotice::AgentReply { agent, text } => format!("💬 {} → customer: {text}", name(agent)),
+        DeskNotice::Note { agent, text } => format!("📝 Note by {} (not sent to the customer): {text}", name(agent)),
         DeskNotice::Claimed { agent } => format!("✋ {agent} claimed ticket #{}.", t.id),
         DeskNotice::Released { agent } => format!("↩️ {agent} released ticket #{} back to the queue.", t.id),
         DeskNotice::Closed { agent } => format!("✅ {agent} closed ticket #{}. The customer is back with the bot.", t.id),
@@ -91,7 +100,7 @@ impl TelegramDesk {
             return Ok(thread);
         }
         let req = self.out.bot().create_forum_topic(ChatId(self.staff), topic_name(view));
-        let topic = self.out.call(self.staff, req).await.map_err(|f| self.desk_error(f))?;
+        let topic = self.out.call(req).await.map_err(|f| self.desk_error(f))?;
         let thread = topic.thread_id.0.0;
         remember(store, self.staff, view.ticket.id, thread).await.map_err(transient)?;
         tracing::info!(ticket = view.ticket.id, thread, "opened a forum topic for the ticket");
@@ -111,11 +120,28 @@ impl TelegramDesk {
     }
 
     fn desk_error(&self, f: Failure) -> ChannelError {
-        if let Failure::Blocked(why) | Failure::Permanent(why) = &f {
-            tracing::error!(staff_chat = self.staff, error = %why, "the Telegram staff group refused a message: is the bot an admin with \"manage topics\" in a supergroup with topics on?");
-        }
-        f.into()
+        desk_error(self.staff, f)
     }
+}
+
+/// How a failed request to the staff group reaches the engine: a 429 covers the whole group, so
+/// every ticket's topic waits ([`ChannelError::Paused`]).
+fn desk_error(staff: i64, f: Failure) -> ChannelError {
+    match &f {
+        Failure::RateLimited(wait) => {
+            tracing::warn!(
+                staff_chat = staff,
+                wait_ms = wait.as_millis() as u64,
+                "Telegram rate-limited the staff group; every ticket waits"
+            );
+            return ChannelError::Paused(*wait);
+        }
+        Failure::Blocked(why) | Failure::Permanent(why) => {
+            tracing::error!(staff_chat = staff, error = %why, "the Telegram staff group refused a message: is the bot an admin with \"manage topics\" in a supergroup with topics on?");
+        }
+        Failure::Transient(_) => {}
+    }
+    f.into()
 }
 
 fn transient(e: StoreError) -> ChannelError {
@@ -148,7 +174,7 @@ impl AgentDesk for TelegramDesk {
         self.post(view, thread, &text).await?;
         if matches!(notice, DeskNotice::Closed { .. }) {
             let req = self.out.bot().close_forum_topic(ChatId(self.staff), ThreadId(MessageId(thread)));
-            match self.out.call(self.staff, req).await {
+            match self.out.call(req).await {
                 Ok(_) => {}
                 // Already closed by hand: fine.
                 Err(Failure::Permanent(why)) if why.contains("TOPIC_NOT_MODIFIED") => {}

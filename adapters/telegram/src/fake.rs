@@ -18,6 +18,17 @@
 //!
 //! Tests push customer messages, button presses and staff-group messages as updates, read what
 //! the bot sent per chat and topic, and inject failures (429 with `retry_after`, 5xx, 403).
+//!
+//! For benchmarks it can also behave like the real platform under load:
+//! - [`FakeState::set_latency`] delays every Bot API call by a simulated round trip (half before
+//!   the request is handled, half before the answer);
+//! - [`FakeState::set_limits`] enforces Telegram's flood limits ([`FakeLimits::telegram`]: about
+//!   30 messages a second per bot, one a second per chat with bursts of 3, 20 a minute per group)
+//!   with real 429 answers carrying `retry_after`, counted by [`FakeState::rate_limited`];
+//! - every accepted message is recorded in order per chat with the time it was accepted
+//!   ([`FakeState::sent_to`], [`Sent::at`]), so lost, repeated and out-of-order replies can be
+//!   counted, and latencies measured.
+//!
 //! Serve it with [`FakeTelegram::start`] (127.0.0.1, port 0), or [`serve`] on your own listener
 //! with a shutdown future.
 
@@ -25,7 +36,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -109,6 +120,8 @@ pub struct Sent {
     pub parse_mode: Option<String>,
     /// Inline keyboard buttons, row by row flattened.
     pub buttons: Vec<Button>,
+    /// When the fake accepted it.
+    pub at: Instant,
 }
 
 /// A forum topic the bot created.
@@ -137,6 +150,101 @@ pub enum Fault {
     Blocked,
     /// 400 with this description (e.g. `"Bad Request: chat not found"`).
     BadRequest(String),
+}
+
+/// Telegram's flood limits, as [`FakeState::set_limits`] enforces them on `sendMessage`: token
+/// buckets that answer 429 with `retry_after` (whole seconds, at least 1) when a message comes
+/// before its bucket has a token again. A refused message uses no token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FakeLimits {
+    /// Messages per second for the whole bot (also the burst).
+    pub per_second: u32,
+    /// Sustained messages per second in one chat.
+    pub chat_per_second: u32,
+    /// Messages one chat may get at once before the per-chat rate applies.
+    pub chat_burst: u32,
+    /// Messages per minute in one group (negative chat id), also the burst.
+    pub group_per_minute: u32,
+}
+
+impl FakeLimits {
+    /// Telegram's documented limits: 30 messages a second per bot, about one a second per chat
+    /// (here with bursts of 3), 20 a minute per group.
+    pub fn telegram() -> FakeLimits {
+        FakeLimits { per_second: 30, chat_per_second: 1, chat_burst: 3, group_per_minute: 20 }
+    }
+}
+
+impl Default for FakeLimits {
+    fn default() -> Self {
+        FakeLimits::telegram()
+    }
+}
+
+/// A token bucket.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    /// Refills the bucket to `now`; `Err(wait)` until a token is there.
+    fn check(&mut self, capacity: f64, per_second: f64, now: Instant) -> Result<(), Duration> {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * per_second).min(capacity);
+        self.at = now;
+        if self.tokens >= 1.0 || per_second <= 0.0 { Ok(()) } else { Err(Duration::from_secs_f64((1.0 - self.tokens) / per_second)) }
+    }
+}
+
+/// The buckets of enforced limits.
+#[derive(Debug)]
+struct Flood {
+    limits: FakeLimits,
+    overall: Bucket,
+    chats: HashMap<i64, Bucket>,
+    groups: HashMap<i64, Bucket>,
+}
+
+impl Flood {
+    fn new(limits: FakeLimits) -> Flood {
+        let now = Instant::now();
+        Flood { limits, overall: Bucket { tokens: f64::from(limits.per_second), at: now }, chats: HashMap::new(), groups: HashMap::new() }
+    }
+
+    /// Takes a token for a message to `chat`, or says how long to wait.
+    fn take(&mut self, chat: i64) -> Result<(), Duration> {
+        let l = self.limits;
+        let now = Instant::now();
+        let full = |capacity: u32| Bucket { tokens: f64::from(capacity), at: now };
+        let mut wait = Duration::ZERO;
+        let mut check = |bucket: &mut Bucket, capacity: u32, per_second: f64| {
+            if let Err(w) = bucket.check(f64::from(capacity), per_second, now) {
+                wait = wait.max(w);
+            }
+        };
+        check(&mut self.overall, l.per_second, f64::from(l.per_second));
+        check(self.chats.entry(chat).or_insert_with(|| full(l.chat_burst)), l.chat_burst, f64::from(l.chat_per_second));
+        if chat < 0 {
+            check(
+                self.groups.entry(chat).or_insert_with(|| full(l.group_per_minute)),
+                l.group_per_minute,
+                f64::from(l.group_per_minute) / 60.0,
+            );
+        }
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        self.overall.tokens -= 1.0;
+        if let Some(b) = self.chats.get_mut(&chat) {
+            b.tokens -= 1.0;
+        }
+        if let Some(b) = self.groups.get_mut(&chat) {
+            b.tokens -= 1.0;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug)]
@@ -168,7 +276,13 @@ struct Inner {
     next_callback: u64,
     faults: Vec<FaultRule>,
     blocked: HashSet<i64>,
-    calls: Vec<(String, Value)>,
+    calls: Vec<(String, Value, Instant)>,
+    /// Simulated round trip of every call.
+    latency: Duration,
+    /// Enforced flood limits, if any.
+    flood: Option<Flood>,
+    /// 429s answered because of the enforced limits.
+    rate_limited: usize,
     webhook: Option<(String, Option<String>)>,
     webhook_deliveries: u64,
     poll_generation: u64,
@@ -263,18 +377,22 @@ fn err(code: u16, description: &str) -> Response {
     (status, axum::Json(json!({ "ok": false, "error_code": code, "description": description }))).into_response()
 }
 
+fn too_many_requests(secs: u64) -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        axum::Json(json!({
+            "ok": false,
+            "error_code": 429,
+            "description": format!("Too Many Requests: retry after {secs}"),
+            "parameters": { "retry_after": secs },
+        })),
+    )
+        .into_response()
+}
+
 fn fault_response(fault: &Fault) -> Response {
     match fault {
-        Fault::RateLimited(secs) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            axum::Json(json!({
-                "ok": false,
-                "error_code": 429,
-                "description": format!("Too Many Requests: retry after {secs}"),
-                "parameters": { "retry_after": secs },
-            })),
-        )
-            .into_response(),
+        Fault::RateLimited(secs) => too_many_requests(u64::from(*secs)),
         Fault::ServerError => err(500, "Internal Server Error"),
         Fault::BadGateway => (StatusCode::BAD_GATEWAY, "<html><body><h1>502 Bad Gateway</h1></body></html>").into_response(),
         Fault::Blocked => err(403, "Forbidden: bot was blocked by the user"),
@@ -349,48 +467,76 @@ fn as_bool(v: Option<&Value>) -> bool {
 }
 
 async fn handle(State(state): State<FakeState>, Path((bot, method)): Path<(String, String)>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(params) = params_of(&headers, &body) else { return err(400, "Bad Request: can't parse JSON") };
-    let method = method.to_ascii_lowercase();
-    {
-        let mut g = state.shared.lock();
+    let latency = {
+        let g = state.shared.lock();
         if bot.strip_prefix("bot") != Some(g.token.as_str()) {
             return err(401, "Unauthorized");
         }
-        g.calls.push((method.clone(), params.clone()));
-        let chat = as_i64(params.get("chat_id"));
-        let rule = g.faults.iter_mut().find(|r| r.times > 0 && r.method == method && (r.chat.is_none() || r.chat == chat));
-        if let Some(rule) = rule {
-            rule.times -= 1;
-            let fault = rule.fault.clone();
-            g.faults.retain(|r| r.times > 0);
-            return fault_response(&fault);
-        }
+        g.latency
+    };
+    // The simulated round trip: half on the way in, half on the way back.
+    let there = latency / 2;
+    if !there.is_zero() {
+        tokio::time::sleep(there).await;
     }
-    match method.as_str() {
-        "getme" => ok(bot_user_me()),
-        "getupdates" => state.get_updates(&params).await,
-        "sendmessage" => state.send_message(&params),
-        "answercallbackquery" => state.answer_callback(&params),
-        "createforumtopic" => state.create_topic(&params),
-        "editforumtopic" => state.edit_topic(&params),
-        "closeforumtopic" => state.close_topic(&params),
-        "setwebhook" => state.set_webhook(&params),
-        "deletewebhook" => {
+    let response = state.answer(&method, &headers, &body).await;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency - there).await;
+    }
+    response
+}
+
+impl FakeState {
+    async fn answer(&self, method: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+        let state = self;
+        let Some(params) = params_of(headers, body) else { return err(400, "Bad Request: can't parse JSON") };
+        let method = method.to_ascii_lowercase();
+        {
             let mut g = state.shared.lock();
-            g.webhook = None;
-            if as_bool(params.get("drop_pending_updates")) {
-                g.updates.clear();
+            g.calls.push((method.clone(), params.clone(), Instant::now()));
+            let chat = as_i64(params.get("chat_id"));
+            let rule = g.faults.iter_mut().find(|r| r.times > 0 && r.method == method && (r.chat.is_none() || r.chat == chat));
+            if let Some(rule) = rule {
+                rule.times -= 1;
+                let fault = rule.fault.clone();
+                g.faults.retain(|r| r.times > 0);
+                return fault_response(&fault);
             }
-            drop(g);
-            state.shared.changed.notify_waiters();
-            ok(json!(true))
+            if method == "sendmessage"
+                && let Some(chat) = chat
+                && let Some(flood) = g.flood.as_mut()
+                && let Err(wait) = flood.take(chat)
+            {
+                g.rate_limited += 1;
+                return too_many_requests(wait.as_secs_f64().ceil().max(1.0) as u64);
+            }
         }
-        "getwebhookinfo" => {
-            let g = state.shared.lock();
-            let url = g.webhook.as_ref().map(|w| w.0.clone()).unwrap_or_default();
-            ok(json!({ "url": url, "has_custom_certificate": false, "pending_update_count": g.updates.len() }))
+        match method.as_str() {
+            "getme" => ok(bot_user_me()),
+            "getupdates" => state.get_updates(&params).await,
+            "sendmessage" => state.send_message(&params),
+            "answercallbackquery" => state.answer_callback(&params),
+            "createforumtopic" => state.create_topic(&params),
+            "editforumtopic" => state.edit_topic(&params),
+            "closeforumtopic" => state.close_topic(&params),
+            "setwebhook" => state.set_webhook(&params),
+            "deletewebhook" => {
+                let mut g = state.shared.lock();
+                g.webhook = None;
+                if as_bool(params.get("drop_pending_updates")) {
+                    g.updates.clear();
+                }
+                drop(g);
+                state.shared.changed.notify_waiters();
+                ok(json!(true))
+            }
+            "getwebhookinfo" => {
+                let g = state.shared.lock();
+                let url = g.webhook.as_ref().map(|w| w.0.clone()).unwrap_or_default();
+                ok(json!({ "url": url, "has_custom_certificate": false, "pending_update_count": g.updates.len() }))
+            }
+            _ => err(404, "Not Found"),
         }
-        _ => err(404, "Not Found"),
     }
 }
 
@@ -588,7 +734,31 @@ impl FakeState {
     /// The parameters of every call of `method` (any case), in order.
     pub fn calls(&self, method: &str) -> Vec<Value> {
         let m = method.to_ascii_lowercase();
-        self.shared.lock().calls.iter().filter(|(name, _)| *name == m).map(|(_, p)| p.clone()).collect()
+        self.shared.lock().calls.iter().filter(|(name, ..)| *name == m).map(|(_, p, _)| p.clone()).collect()
+    }
+
+    /// When each call of `method` (any case) arrived, in order.
+    pub fn call_times(&self, method: &str) -> Vec<Instant> {
+        let m = method.to_ascii_lowercase();
+        self.shared.lock().calls.iter().filter(|(name, ..)| *name == m).map(|(.., at)| *at).collect()
+    }
+
+    /// Simulates a network round trip of `round_trip` on every Bot API call from now on (zero,
+    /// the default, answers at once). Half of it passes before the call is handled (so limits and
+    /// [`Sent::at`] see the call then), half before the answer leaves.
+    pub fn set_latency(&self, round_trip: Duration) {
+        self.shared.lock().latency = round_trip;
+    }
+
+    /// Enforces `limits` on `sendMessage` from now on, with fresh buckets (`None`, the default:
+    /// no limits). A message over a limit is answered 429 with `retry_after` and not delivered.
+    pub fn set_limits(&self, limits: Option<FakeLimits>) {
+        self.shared.lock().flood = limits.map(Flood::new);
+    }
+
+    /// How many messages the enforced limits refused with 429 (injected faults not counted).
+    pub fn rate_limited(&self) -> usize {
+        self.shared.lock().rate_limited
     }
 
     /// Updates not yet confirmed by a later `getUpdates` offset.
@@ -719,6 +889,7 @@ impl FakeState {
             text: text.into(),
             parse_mode: p.get("parse_mode").and_then(Value::as_str).map(str::to_string),
             buttons,
+            at: Instant::now(),
         });
         g.sent_json.insert((chat, message_id), m.clone());
         ok(m)

@@ -4,7 +4,9 @@
 //! staff supergroup with topics, one forum topic per ticket ([`TelegramDesk`]). Updates arrive by
 //! long polling ([`Telegram::run_polling`], the update offset kept in the engine's store) or by
 //! webhook ([`Telegram::webhook`], mounted in the app's HTTP server), and go through
-//! [`Telegram::handle_update`] to the engine.
+//! [`Telegram::handle_update`] to the engine, different chats concurrently and each chat in order.
+//! Sends are paced within Telegram's limits by teloxide's throttle; the engine splits long texts
+//! before queueing them, within [`TEXT_LIMIT`] (customers) and [`DESK_TEXT_LIMIT`] (desk notices).
 //!
 //! The bot token is only ever read by the caller (from `TELEGRAM_BOT_TOKEN`) and handed to
 //! [`Telegram::connect`]; nothing here logs it, and every error text is scrubbed of it.
@@ -14,6 +16,7 @@
 mod config;
 mod desk;
 mod error;
+mod lanes;
 mod poll;
 mod send;
 mod updates;
@@ -30,11 +33,12 @@ use teloxide::prelude::*;
 pub use config::TelegramConfig;
 pub use desk::{TOPIC_NS, TOPIC_TICKET_NS, TelegramDesk, ticket_of, topic_of};
 pub use error::{TelegramError, scrub};
-pub use poll::{OFFSET_KEY, OFFSET_NS, webhook_secret};
-pub use send::{MAX_CALLBACK_DATA, MAX_MESSAGE_UTF16, TelegramChannel};
+pub use poll::{INBOUND_CONCURRENCY, OFFSET_KEY, OFFSET_NS, webhook_secret};
+pub use send::{DESK_PREFIX_ROOM, DESK_TEXT_LIMIT, MAX_CALLBACK_DATA, MAX_MESSAGE_UTF16, TEXT_LIMIT, TelegramChannel};
 pub use updates::{CustomerCommand, STAFF_PROCESSED, StaffCommand, customer_help};
 
 use crate::error::Failure;
+use crate::lanes::Lanes;
 use crate::send::Outbound;
 
 /// The environment variable holding the bot token (the only place it is read from).
@@ -58,6 +62,8 @@ pub struct Telegram {
     out: Arc<Outbound>,
     /// A bot whose HTTP client waits long enough for long polls.
     poll_bot: Bot,
+    /// Inbound updates: concurrent across chats, in order within one.
+    lanes: Arc<Lanes>,
     config: TelegramConfig,
     username: String,
 }
@@ -106,7 +112,7 @@ impl Telegram {
             }
             engine.add_desk(Arc::new(TelegramDesk::new(out.clone(), engine.store().clone(), staff)));
         }
-        Ok(Arc::new(Telegram { engine, out, poll_bot, config, username }))
+        Ok(Arc::new(Telegram { engine, out, poll_bot, lanes: Lanes::new(poll::INBOUND_CONCURRENCY), config, username }))
     }
 
     /// The bot's username (without `@`), as `getMe` reported it.
@@ -117,6 +123,11 @@ impl Telegram {
     /// The customer channel (also registered with the engine), for sending outside the outbox.
     pub fn channel(&self) -> TelegramChannel {
         TelegramChannel::new(self.out.clone())
+    }
+
+    /// The staff group's desk (also registered with the engine), if `staff_chat_id` is set.
+    pub fn desk(&self) -> Option<TelegramDesk> {
+        self.config.staff_chat_id.map(|staff| TelegramDesk::new(self.out.clone(), self.engine.store().clone(), staff))
     }
 
     /// The configuration in use.

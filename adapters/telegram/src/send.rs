@@ -1,25 +1,32 @@
 //! Sending to Telegram: plain text only (no `parse_mode`, so no customer or agent text can inject
-//! formatting), split at Telegram's 4,096 UTF-16 units, quick-reply choices as an inline keyboard,
-//! and the customer-facing [`Channel`] built on it.
+//! formatting), quick-reply choices as an inline keyboard, and the customer-facing [`Channel`]
+//! built on it.
 //!
-//! Two things keep the engine's outbox correct on top of Telegram's flood control:
-//! - after a 429 for a chat, later sends to that chat fail fast with a slightly longer wait than
-//!   the one that hit the limit, so the outbox retries them after it, in their original order;
-//! - a long reply split in several messages remembers how many parts went out, so a retry after a
-//!   failure in the middle resumes instead of repeating the first parts.
+//! Every message goes through teloxide's [`Throttle`], which holds a send until it fits
+//! Telegram's limits (about 30 messages a second per bot, one a second in a chat, 20 a minute in
+//! a group), keeping the order of sends to one chat. There are two throttles with separate
+//! queues: one for customers' private chats (29 a second overall) and one for the staff group (1 a
+//! second, 20 a minute, the group's own limit), so desk notices waiting for the group's budget
+//! never queue in front of customers' replies. Both are built with `no_retry`: a 429 comes back
+//! to the engine's outbox ([`ChannelError::RateLimited`] for a customer chat, `Paused` for the
+//! staff group, see the desk) instead of being retried inside the send; the throttle also freezes
+//! its queue for the `retry_after` Telegram asked for.
+//!
+//! The engine splits long texts before queueing them ([`crate::TEXT_LIMIT`]); a text that still
+//! arrives over Telegram's 4,096 UTF-16 units is sent in several messages, all of them, with the
+//! choices under the last one. Nothing is remembered between attempts: a retry after a failure
+//! in the middle of such a text sends it whole again.
 
-use std::collections::HashMap;
-use std::collections::hash_map::DefaultHasher;
 use std::future::IntoFuture;
-use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use switchboard_core::ChannelError;
-use switchboard_core::channel::{Channel, split_message, utf16_len};
+use switchboard_core::channel::{Channel, TextLimit, split_message, utf16_len};
 use switchboard_core::types::{Choice, Reply};
 use teloxide::RequestError;
+use teloxide::adaptors::Throttle;
+use teloxide::adaptors::throttle::{Limits, Settings};
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, MessageId, ThreadId};
 
@@ -31,22 +38,43 @@ pub const MAX_MESSAGE_UTF16: usize = 4096;
 /// Telegram's limit on a button's `callback_data`, in bytes.
 pub const MAX_CALLBACK_DATA: usize = 64;
 
-/// A chat counts as rate limited only while more than this is left of its wait.
-const BLOCK_TOLERANCE: Duration = Duration::from_millis(100);
+/// The longest reply text one Telegram message holds, as Telegram counts (UTF-16 code units):
+/// the engine splits longer replies to customers before queueing them.
+pub const TEXT_LIMIT: TextLimit = TextLimit { max: MAX_MESSAGE_UTF16, measure: utf16_len };
 
-/// Sends held back by a rate limit retry this much after the one that hit it, keeping their order.
-const BLOCK_MARGIN: Duration = Duration::from_millis(300);
+/// Room kept in each desk message for what the desk adds before a notice's text: an emoji, the
+/// agent's or customer's name (cut to [`crate::desk::MAX_NAME`] characters, at most 128 UTF-16
+/// units) and a few words such as " (not sent to the customer): ", at most about 180 units.
+pub const DESK_PREFIX_ROOM: usize = 256;
 
-/// How many parts of partly sent replies are remembered at most.
-const MAX_PROGRESS: usize = 10_000;
+/// The longest text inside a desk notice (agent replies and notes, customer messages relayed to
+/// the staff group): Telegram's 4,096 UTF-16 units less [`DESK_PREFIX_ROOM`] for the prefix the
+/// desk adds, so a notice within it is always one message.
+pub const DESK_TEXT_LIMIT: TextLimit = TextLimit { max: MAX_MESSAGE_UTF16 - DESK_PREFIX_ROOM, measure: utf16_len };
+
+/// The pace of sends to customers' private chats: one a second in a chat (Telegram's documented
+/// limit; teloxide's default of 20 a minute per private chat is stricter than Telegram), 29 a
+/// second in all, leaving one for the staff group within the bot's 30.
+pub(crate) const CUSTOMER_LIMITS: Limits = Limits {
+    messages_per_sec_chat: 1,
+    messages_per_min_chat: 60,
+    messages_per_min_channel_or_supergroup: 20,
+    messages_per_sec_overall: 29,
+};
+
+/// The pace of sends to groups (the staff group): one a second and 20 a minute, Telegram's limit
+/// for a group, whichever of its topics a message goes to.
+pub(crate) const GROUP_LIMITS: Limits =
+    Limits { messages_per_sec_chat: 1, messages_per_min_chat: 20, messages_per_min_channel_or_supergroup: 20, messages_per_sec_overall: 1 };
 
 /// The sending half of the adapter, shared by the channel, the desk and the update handler.
 pub(crate) struct Outbound {
+    /// For requests that are not messages (topics, callback answers, webhook, getMe).
     bot: Bot,
-    /// Chats that answered 429, until when.
-    limited: Mutex<HashMap<i64, Instant>>,
-    /// Replies split in parts and partly sent: how many parts are out.
-    progress: Mutex<HashMap<u64, usize>>,
+    /// Messages to private chats.
+    customers: Throttle<Bot>,
+    /// Messages to groups (the staff group).
+    groups: Throttle<Bot>,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -57,13 +85,20 @@ impl std::fmt::Debug for Outbound {
 }
 
 impl Outbound {
+    /// Wraps `bot`, spawning the throttles' workers (so: inside a Tokio runtime).
     pub(crate) fn new(bot: Bot) -> Outbound {
-        Outbound { bot, limited: Mutex::new(HashMap::new()), progress: Mutex::new(HashMap::new()) }
+        let throttle = |limits: Limits| Throttle::spawn_with_settings(bot.clone(), Settings::default().limits(limits).no_retry());
+        Outbound { customers: throttle(CUSTOMER_LIMITS), groups: throttle(GROUP_LIMITS), bot }
     }
 
-    /// The bot, to build requests.
+    /// The bot, to build requests other than messages.
     pub(crate) fn bot(&self) -> &Bot {
         &self.bot
+    }
+
+    /// The throttled bot to send messages to `chat` with.
+    fn sender(&self, chat: i64) -> &Throttle<Bot> {
+        if chat < 0 { &self.groups } else { &self.customers }
     }
 
     /// `text` with the token removed.
@@ -71,50 +106,24 @@ impl Outbound {
         scrub(text, self.bot.token())
     }
 
-    /// Runs one request to `chat`, honouring and recording its rate limit.
-    pub(crate) async fn call<R, T>(&self, chat: i64, request: R) -> Result<T, Failure>
+    /// Runs one request, its error classified and scrubbed of the token.
+    pub(crate) async fn call<R, T>(&self, request: R) -> Result<T, Failure>
     where
         R: IntoFuture<Output = Result<T, RequestError>>,
     {
-        if let Some(wait) = self.limited_for(chat) {
-            return Err(Failure::RateLimited(wait + BLOCK_MARGIN));
-        }
-        match request.await {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                let failure = classify(&e, self.bot.token());
-                if let Failure::RateLimited(wait) = failure {
-                    self.limited.lock().unwrap_or_else(|p| p.into_inner()).insert(chat, Instant::now() + wait);
-                }
-                Err(failure)
-            }
-        }
+        request.await.map_err(|e| classify(&e, self.bot.token()))
     }
 
-    fn limited_for(&self, chat: i64) -> Option<Duration> {
-        let mut limited = self.limited.lock().unwrap_or_else(|p| p.into_inner());
-        let until = *limited.get(&chat)?;
-        let left = until.saturating_duration_since(Instant::now());
-        if left > BLOCK_TOLERANCE {
-            Some(left)
-        } else {
-            limited.remove(&chat);
-            None
-        }
-    }
-
-    /// Sends `text` (split as needed) to `chat`, in forum topic `thread` if given, with `choices`
-    /// as an inline keyboard under the last part.
+    /// Sends `text` to `chat`, in forum topic `thread` if given, with `choices` as an inline
+    /// keyboard under the last part (a text over Telegram's limit goes in several messages).
     pub(crate) async fn send(&self, chat: i64, thread: Option<i32>, text: &str, choices: &[Choice]) -> Result<(), Failure> {
         let parts: Vec<String> = split_message(text, MAX_MESSAGE_UTF16, utf16_len).into_iter().filter(|p| !p.trim().is_empty()).collect();
-        if parts.is_empty() {
-            return Ok(());
+        if parts.len() > 1 {
+            tracing::warn!(chat, parts = parts.len(), "a text over Telegram's limit reached the adapter; sending it in parts");
         }
-        let key = progress_key(chat, thread, text, choices);
-        let done = self.progress.lock().unwrap_or_else(|p| p.into_inner()).get(&key).copied().unwrap_or(0);
-        let last = parts.len() - 1;
-        for (i, part) in parts.iter().enumerate().skip(done) {
-            let mut req = self.bot.send_message(ChatId(chat), part.clone());
+        let last = parts.len().saturating_sub(1);
+        for (i, part) in parts.into_iter().enumerate() {
+            let mut req = self.sender(chat).send_message(ChatId(chat), part);
             if let Some(t) = thread {
                 req = req.message_thread_id(ThreadId(MessageId(t)));
             }
@@ -123,27 +132,12 @@ impl Outbound {
             {
                 req = req.reply_markup(kb);
             }
-            match self.call(chat, req).await {
-                Ok(_) => {
-                    if i < last {
-                        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-                        if progress.len() >= MAX_PROGRESS {
-                            progress.clear();
-                        }
-                        progress.insert(key, i + 1);
-                    }
-                }
-                Err(f) => {
-                    if matches!(f, Failure::Blocked(_) | Failure::Permanent(_)) {
-                        self.progress.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
-                    }
-                    tracing::warn!(chat, part = i + 1, parts = parts.len(), error = ?f, "a Telegram send failed");
-                    return Err(f);
-                }
+            if let Err(f) = self.call(req).await {
+                tracing::warn!(chat, part = i + 1, parts = last + 1, error = ?f, "a Telegram send failed");
+                return Err(f);
             }
         }
-        self.progress.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
-        tracing::debug!(chat, thread, parts = parts.len(), "sent to Telegram");
+        tracing::debug!(chat, thread, parts = last + 1, "sent to Telegram");
         Ok(())
     }
 
@@ -162,18 +156,6 @@ impl Outbound {
             }
         }
     }
-}
-
-fn progress_key(chat: i64, thread: Option<i32>, text: &str, choices: &[Choice]) -> u64 {
-    let mut h = DefaultHasher::new();
-    chat.hash(&mut h);
-    thread.hash(&mut h);
-    text.hash(&mut h);
-    for c in choices {
-        c.payload.hash(&mut h);
-        c.label.hash(&mut h);
-    }
-    h.finish()
 }
 
 /// One button per row (labels are whole phrases); payloads over Telegram's limit are left out.

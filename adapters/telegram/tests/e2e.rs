@@ -313,7 +313,13 @@ async fn a_customer_who_blocked_the_bot_is_recorded_on_the_ticket_and_not_retrie
     let calls_before = h.fake.calls("sendMessage").into_iter().filter(|c| c["chat_id"] == mei.id).count();
 
     h.fake.push_group_text(STAFF, Some(thread), &agent(), "您好?");
-    h.topic_says(thread, "could not be delivered").await;
+    // One notice per undeliverable message (the claim notice and the reply). Waited for before
+    // settling: the engine marks an item failed and queues its desk notice in two steps, so the
+    // outbox can look empty in between.
+    eventually("two delivery failures in the topic", || {
+        (h.topic_texts(thread).iter().filter(|t| t.contains("could not be delivered")).count() >= 2).then_some(())
+    })
+    .await;
     h.settle().await;
     let failed: Vec<_> =
         h.events(ticket.id).await.into_iter().filter(|e| matches!(e.kind, TicketEventKind::DeliveryFailed { .. })).collect();

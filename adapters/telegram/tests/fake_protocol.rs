@@ -1,10 +1,11 @@
 //! The fake Bot API server against the real teloxide client: every method the adapter uses, the
 //! update kinds it reads, long-polling semantics and the error envelopes (429 `retry_after`, 403,
-//! 5xx), so the end-to-end suite runs against something that behaves like Telegram.
+//! 5xx), so the end-to-end suite runs against something that behaves like Telegram; and, for
+//! benchmarks, its simulated round trip and its flood limits answered with real 429s.
 
 use std::time::{Duration, Instant};
 
-use switchboard_telegram::fake::{BOT_USERNAME, FakeTelegram, FakeUser, Fault};
+use switchboard_telegram::fake::{BOT_USERNAME, FakeLimits, FakeTelegram, FakeUser, Fault};
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, MediaKind, MessageId, MessageKind, ThreadId, UpdateKind};
 use teloxide::{ApiError, RequestError};
@@ -165,4 +166,52 @@ async fn a_server_error_is_a_transient_failure_without_the_token() {
     let e = channel.send("506", &Reply::text("hello")).await.expect_err("the server is gone");
     assert!(matches!(&e, ChannelError::Transient(_)), "{e:?}");
     assert!(!e.to_string().contains("fake-Protocol_token"), "{e}");
+}
+
+#[tokio::test]
+async fn the_fake_simulates_a_round_trip_and_enforces_telegrams_limits() {
+    let (fake, bot) = fake_and_bot().await;
+    fake.set_latency(Duration::from_millis(200));
+    let t = Instant::now();
+    bot.get_me().await.expect("getMe");
+    assert!(t.elapsed() >= Duration::from_millis(200), "{:?}", t.elapsed());
+    fake.set_latency(Duration::ZERO);
+
+    // One chat: a burst of 3, then about one a second.
+    fake.set_limits(Some(FakeLimits::telegram()));
+    let user = FakeUser::new(507, "Fa");
+    fake.push_text(&user, "hi");
+    for i in 0..3 {
+        bot.send_message(ChatId(507), format!("burst {i}")).await.expect("within the burst");
+    }
+    let e = bot.send_message(ChatId(507), "too soon").await.expect_err("over the chat's limit");
+    assert!(matches!(e, RequestError::RetryAfter(s) if s.seconds() == 1), "{e:?}");
+    assert_eq!(fake.rate_limited(), 1);
+    tokio::time::sleep(Duration::from_millis(1050)).await;
+    bot.send_message(ChatId(507), "later").await.expect("a token is back");
+    let sent = fake.sent_to(507);
+    let texts: Vec<&str> = sent.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(texts, ["burst 0", "burst 1", "burst 2", "later"], "the refused one is not delivered");
+    assert!(sent.windows(2).all(|w| w[0].at <= w[1].at));
+
+    // The whole bot: here 5 a second.
+    fake.set_limits(Some(FakeLimits { per_second: 5, ..FakeLimits::telegram() }));
+    for id in 600..605 {
+        fake.push_text(&FakeUser::new(id, "U"), "hi");
+        bot.send_message(ChatId(id), "x").await.expect("within the bot's limit");
+    }
+    fake.push_text(&FakeUser::new(605, "U"), "hi");
+    let e = bot.send_message(ChatId(605), "x").await.expect_err("over the bot's limit");
+    assert!(matches!(e, RequestError::RetryAfter(_)), "{e:?}");
+
+    // A group: here 2 a minute.
+    fake.add_forum(-100555, "Staff");
+    fake.set_limits(Some(FakeLimits { group_per_minute: 2, chat_burst: 10, ..FakeLimits::telegram() }));
+    bot.send_message(ChatId(-100555), "one").await.expect("within the group's limit");
+    bot.send_message(ChatId(-100555), "two").await.expect("within the group's limit");
+    let e = bot.send_message(ChatId(-100555), "three").await.expect_err("over the group's limit");
+    assert!(matches!(e, RequestError::RetryAfter(s) if (29..=30).contains(&s.seconds())), "{e:?}");
+    assert_eq!(fake.rate_limited(), 3);
+    fake.set_limits(None);
+    bot.send_message(ChatId(-100555), "three").await.expect("no limits any more");
 }

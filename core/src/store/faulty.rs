@@ -2,12 +2,11 @@
 //! database does when it is unreachable. Tests use it to check that callers lose nothing during an
 //! outage: what cannot be stored is retried or refused to the platform, never dropped.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
-use super::{Commit, Committed, NewConversation, Store};
+use super::{Commit, Committed, Lease, NewConversation, Store, TicketRecord};
 use crate::StoreError;
 use crate::types::{Conversation, Millis, OutboxItem, Outgoing, Ticket, TicketEvent, TicketEventKind, TicketStatus, TranscriptEntry};
 
@@ -84,21 +83,40 @@ impl<S: Store> Store for Faulty<S> {
         self.check()?;
         self.inner.transcript(conversation_id, limit).await
     }
-    async fn claim_outbox(&self, targets: &[String], now: Millis, limit: usize, lease_ms: i64) -> Result<Vec<OutboxItem>, StoreError> {
+    async fn claim_destinations(
+        &self,
+        targets: &[String],
+        owner: &str,
+        now: Millis,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<(Lease, OutboxItem)>, StoreError> {
         self.check()?;
-        self.inner.claim_outbox(targets, now, limit, lease_ms).await
+        self.inner.claim_destinations(targets, owner, now, limit, lease_ms).await
     }
-    async fn outbox_done(&self, id: i64) -> Result<(), StoreError> {
+    async fn outbox_next(&self, lease: &Lease, now: Millis, lease_ms: i64) -> Result<Option<OutboxItem>, StoreError> {
         self.check()?;
-        self.inner.outbox_done(id).await
+        self.inner.outbox_next(lease, now, lease_ms).await
     }
-    async fn outbox_retry(&self, id: i64, attempts: i64, due_at: Millis) -> Result<(), StoreError> {
+    async fn outbox_done(&self, lease: &Lease, id: i64) -> Result<(), StoreError> {
         self.check()?;
-        self.inner.outbox_retry(id, attempts, due_at).await
+        self.inner.outbox_done(lease, id).await
     }
-    async fn outbox_fail(&self, id: i64, reason: &str, at: Millis) -> Result<(), StoreError> {
+    async fn outbox_retry(&self, lease: &Lease, id: i64, attempts: i64, due_at: Millis) -> Result<(), StoreError> {
         self.check()?;
-        self.inner.outbox_fail(id, reason, at).await
+        self.inner.outbox_retry(lease, id, attempts, due_at).await
+    }
+    async fn outbox_fail(&self, lease: &Lease, id: i64, reason: &str, at: Millis, record: Option<TicketRecord>) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.outbox_fail(lease, id, reason, at, record).await
+    }
+    async fn renew_leases(&self, leases: &[Lease], until: Millis) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.renew_leases(leases, until).await
+    }
+    async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.release_leases(owner).await
     }
     async fn prune_failed_outbox(&self, before: Millis) -> Result<u64, StoreError> {
         self.check()?;
@@ -107,10 +125,6 @@ impl<S: Store> Store for Faulty<S> {
     async fn outbox_pending(&self) -> Result<Vec<OutboxItem>, StoreError> {
         self.check()?;
         self.inner.outbox_pending().await
-    }
-    async fn outbox_heads(&self, destinations: &[String], except: &[i64]) -> Result<HashMap<String, (i64, Millis)>, StoreError> {
-        self.check()?;
-        self.inner.outbox_heads(destinations, except).await
     }
     async fn is_processed(&self, channel: &str, message_id: &str) -> Result<bool, StoreError> {
         self.check()?;

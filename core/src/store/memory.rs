@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Commit, Committed, NewConversation, Store};
+use super::{Commit, Committed, Lease, NewConversation, Store, TicketRecord};
 use crate::StoreError;
 use crate::types::{
     Conversation, ConversationKey, Millis, OutboxItem, Outgoing, Ticket, TicketEvent, TicketEventKind, TicketStatus, TranscriptEntry,
@@ -22,13 +22,26 @@ struct Inner {
     processed: HashMap<(String, String), Millis>,
     outbox: BTreeMap<i64, (OutboxItem, bool)>, // (item, failed)
     values: HashMap<(String, String), String>,
+    leases: HashMap<String, Held>,
     next_id: i64,
+}
+
+/// A live lease on a destination.
+#[derive(Debug)]
+struct Held {
+    owner: String,
+    token: String,
+    until: Millis,
 }
 
 impl Inner {
     fn id(&mut self) -> i64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    fn held(&mut self, lease: &Lease) -> Result<&mut Held, StoreError> {
+        self.leases.get_mut(&lease.dest).filter(|h| h.token == lease.token).ok_or_else(|| StoreError::LeaseLost(lease.dest.clone()))
     }
 
     fn push_outbox(&mut self, item: Outgoing, at: Millis) {
@@ -170,40 +183,106 @@ impl Store for MemoryStore {
         Ok(all.into_iter().skip(skip).cloned().collect())
     }
 
-    async fn claim_outbox(&self, targets: &[String], now: Millis, limit: usize, lease_ms: i64) -> Result<Vec<OutboxItem>, StoreError> {
+    async fn claim_destinations(
+        &self,
+        targets: &[String],
+        owner: &str,
+        now: Millis,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<(Lease, OutboxItem)>, StoreError> {
         let mut g = self.lock();
+        let mut heads: Vec<OutboxItem> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (item, failed) in g.outbox.values() {
+            if *failed {
+                continue;
+            }
+            let dest = item.item.destination();
+            if seen.insert(dest.clone())
+                && item.due_at <= now
+                && targets.contains(&item.item.target())
+                && g.leases.get(&dest).is_none_or(|l| l.until <= now)
+            {
+                heads.push(item.clone());
+            }
+        }
+        heads.sort_by_key(|i| (i.due_at, i.id));
+        heads.truncate(limit);
         let mut out = Vec::new();
-        for (item, failed) in g.outbox.values_mut() {
-            if out.len() >= limit {
-                break;
-            }
-            if !*failed && item.due_at <= now && targets.contains(&item.item.target()) {
-                out.push(item.clone());
-                item.due_at = now + lease_ms;
-            }
+        for item in heads {
+            let lease = Lease { dest: item.item.destination(), token: super::new_token(owner) };
+            g.leases.insert(lease.dest.clone(), Held { owner: owner.to_string(), token: lease.token.clone(), until: now + lease_ms });
+            out.push((lease, item));
         }
         Ok(out)
     }
 
-    async fn outbox_done(&self, id: i64) -> Result<(), StoreError> {
-        self.lock().outbox.remove(&id);
+    async fn outbox_next(&self, lease: &Lease, now: Millis, lease_ms: i64) -> Result<Option<OutboxItem>, StoreError> {
+        let mut g = self.lock();
+        g.held(lease)?.until = now + lease_ms;
+        let head = g.outbox.values().find(|(i, failed)| !failed && i.item.destination() == lease.dest).map(|(i, _)| i.clone());
+        match head {
+            Some(item) if item.due_at <= now => Ok(Some(item)),
+            _ => {
+                g.leases.remove(&lease.dest);
+                Ok(None)
+            }
+        }
+    }
+
+    async fn outbox_done(&self, lease: &Lease, id: i64) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        g.held(lease)?;
+        g.outbox.remove(&id);
         Ok(())
     }
 
-    async fn outbox_retry(&self, id: i64, attempts: i64, due_at: Millis) -> Result<(), StoreError> {
-        if let Some((item, _)) = self.lock().outbox.get_mut(&id) {
+    async fn outbox_retry(&self, lease: &Lease, id: i64, attempts: i64, due_at: Millis) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        g.held(lease)?;
+        if let Some((item, _)) = g.outbox.get_mut(&id) {
             item.attempts = attempts;
             item.due_at = due_at;
         }
+        g.leases.remove(&lease.dest);
         Ok(())
     }
 
-    async fn outbox_fail(&self, id: i64, _reason: &str, at: Millis) -> Result<(), StoreError> {
-        if let Some((item, failed)) = self.lock().outbox.get_mut(&id) {
-            *failed = true;
-            item.due_at = at;
+    async fn outbox_fail(&self, lease: &Lease, id: i64, _reason: &str, at: Millis, record: Option<TicketRecord>) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        g.held(lease)?;
+        let Some((item, failed)) = g.outbox.get_mut(&id).filter(|(_, failed)| !*failed) else { return Ok(()) };
+        *failed = true;
+        item.due_at = at;
+        if let Some(r) = record {
+            for kind in r.events {
+                g.events.push(TicketEvent { ticket_id: r.ticket_id, at, kind });
+            }
+            for item in r.outbox {
+                g.push_outbox(item, at);
+            }
         }
         Ok(())
+    }
+
+    async fn renew_leases(&self, leases: &[Lease], until: Millis) -> Result<u64, StoreError> {
+        let mut g = self.lock();
+        let mut n = 0;
+        for lease in leases {
+            if let Ok(held) = g.held(lease) {
+                held.until = until;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        let mut g = self.lock();
+        let before = g.leases.len();
+        g.leases.retain(|_, l| l.owner != owner);
+        Ok((before - g.leases.len()) as u64)
     }
 
     async fn prune_failed_outbox(&self, before: Millis) -> Result<u64, StoreError> {
@@ -215,17 +294,6 @@ impl Store for MemoryStore {
 
     async fn outbox_pending(&self) -> Result<Vec<OutboxItem>, StoreError> {
         Ok(self.lock().outbox.values().filter(|(_, f)| !f).map(|(i, _)| i.clone()).collect())
-    }
-
-    async fn outbox_heads(&self, destinations: &[String], except: &[i64]) -> Result<HashMap<String, (i64, Millis)>, StoreError> {
-        let mut heads = HashMap::new();
-        for (item, _) in self.lock().outbox.values().filter(|(i, failed)| !failed && !except.contains(&i.id)) {
-            let dest = item.item.destination();
-            if destinations.contains(&dest) {
-                heads.entry(dest).or_insert((item.id, item.due_at));
-            }
-        }
-        Ok(heads)
     }
 
     async fn is_processed(&self, channel: &str, message_id: &str) -> Result<bool, StoreError> {

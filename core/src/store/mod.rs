@@ -10,8 +10,6 @@ mod memory;
 mod sql;
 pub mod suite;
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 
 pub use faulty::Faulty;
@@ -85,6 +83,37 @@ impl Commit {
     }
 }
 
+/// Events and effects to add to a ticket along with another change.
+#[derive(Clone, Debug)]
+pub struct TicketRecord {
+    /// The ticket.
+    pub ticket_id: i64,
+    /// Its new events.
+    pub events: Vec<TicketEventKind>,
+    /// Effects to deliver.
+    pub outbox: Vec<Outgoing>,
+}
+
+/// A sender's hold on one outbox destination, from [`Store::claim_destinations`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The destination ([`Outgoing::destination`]).
+    pub dest: String,
+    /// Unique to this claim: what the store checks before acting on the destination's items.
+    pub token: String,
+}
+
+/// A lease token no other claim, in this process or another, will have: the owner, this process's
+/// start and a counter.
+pub(crate) fn new_token(owner: &str) -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static START: OnceLock<u128> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let start = START.get_or_init(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    format!("{owner}#{start}#{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 /// What a commit produced.
 #[derive(Clone, Debug)]
 pub struct Committed {
@@ -119,24 +148,44 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<(), StoreError>;
     /// The last `limit` transcript lines of a conversation, oldest first.
     async fn transcript(&self, conversation_id: i64, limit: usize) -> Result<Vec<TranscriptEntry>, StoreError>;
-    /// Claims up to `limit` outbox items for these targets ([`Outgoing::target`]) due at `now`,
-    /// oldest first, hiding them from other claimers until `now + lease_ms`.
-    async fn claim_outbox(&self, targets: &[String], now: Millis, limit: usize, lease_ms: i64) -> Result<Vec<OutboxItem>, StoreError>;
-    /// Removes a delivered item.
-    async fn outbox_done(&self, id: i64) -> Result<(), StoreError>;
-    /// Schedules another attempt.
-    async fn outbox_retry(&self, id: i64, attempts: i64, due_at: Millis) -> Result<(), StoreError>;
-    /// Gives up on an item at `at`; it stays stored, marked failed (dated `at`), for inspection.
-    async fn outbox_fail(&self, id: i64, reason: &str, at: Millis) -> Result<(), StoreError>;
+    /// Leases up to `limit` destinations ([`Outgoing::destination`]) of these targets
+    /// ([`Outgoing::target`]) whose oldest pending item is due at `now` and that no live lease
+    /// holds, the longest-waiting first (by the due time of that oldest item), each for `lease_ms`
+    /// to `owner`; returns each lease with that oldest item. Only the lease holder may act on a
+    /// destination's items, one at a time, so each destination keeps its order.
+    async fn claim_destinations(
+        &self,
+        targets: &[String],
+        owner: &str,
+        now: Millis,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<(Lease, OutboxItem)>, StoreError>;
+    /// The next item of a leased destination if it is due at `now` (renewing the lease for
+    /// `lease_ms`); `None`, and the lease is released, when nothing more is due there.
+    /// [`StoreError::LeaseLost`] when `lease` no longer holds the destination.
+    async fn outbox_next(&self, lease: &Lease, now: Millis, lease_ms: i64) -> Result<Option<OutboxItem>, StoreError>;
+    /// Removes a delivered item of a leased destination ([`StoreError::LeaseLost`] without the lease).
+    async fn outbox_done(&self, lease: &Lease, id: i64) -> Result<(), StoreError>;
+    /// Schedules another attempt of a leased destination's item at `due_at` and releases the lease:
+    /// the destination, not only this item, waits until then ([`StoreError::LeaseLost`] without
+    /// the lease).
+    async fn outbox_retry(&self, lease: &Lease, id: i64, attempts: i64, due_at: Millis) -> Result<(), StoreError>;
+    /// Gives up on a leased destination's item at `at`; it stays stored, marked failed (dated
+    /// `at`), for inspection, and `record` (the failure on its ticket, and the desks' notices) is
+    /// written in the same transaction ([`StoreError::LeaseLost`] without the lease).
+    async fn outbox_fail(&self, lease: &Lease, id: i64, reason: &str, at: Millis, record: Option<TicketRecord>) -> Result<(), StoreError>;
+    /// Extends these leases to `until` (a living sender's heartbeat for the destinations it is
+    /// working on); returns how many are still held.
+    async fn renew_leases(&self, leases: &[Lease], until: Millis) -> Result<u64, StoreError>;
+    /// Releases every lease `owner` holds (at start, to take back what a crash left, and at
+    /// shutdown); returns how many.
+    async fn release_leases(&self, owner: &str) -> Result<u64, StoreError>;
     /// Forgets items that failed before `before` (the ticket keeps a record of each failure);
     /// returns how many were removed. Pending items are never touched.
     async fn prune_failed_outbox(&self, before: Millis) -> Result<u64, StoreError>;
     /// Items not yet delivered (pending, including leased), for status displays and tests.
     async fn outbox_pending(&self) -> Result<Vec<OutboxItem>, StoreError>;
-    /// For each of `destinations` ([`Outgoing::destination`]), the id and due time of its oldest
-    /// pending item whose id is not in `except`: what a batch must wait for to keep each
-    /// destination's order. Destinations without such an item are absent.
-    async fn outbox_heads(&self, destinations: &[String], except: &[i64]) -> Result<HashMap<String, (i64, Millis)>, StoreError>;
     /// Whether a platform message id was recorded as handled (by a commit's `dedup` or by
     /// [`Store::mark_processed`]).
     async fn is_processed(&self, channel: &str, message_id: &str) -> Result<bool, StoreError>;

@@ -3,7 +3,6 @@
 //! has its numbered migrations under `core/migrations/<backend>/`; the queries here are portable
 //! (`$n` parameters, `ON CONFLICT`, `RETURNING`), with row locking added on PostgreSQL.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -11,7 +10,7 @@ use async_trait::async_trait;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
-use super::{Commit, Committed, NewConversation, Store};
+use super::{Commit, Committed, Lease, NewConversation, Store, TicketRecord};
 use crate::types::{
     Conversation, ConversationKey, Millis, OutboxItem, Outgoing, Priority, Ticket, TicketEvent, TicketEventKind, TicketStatus,
     TranscriptEntry,
@@ -66,6 +65,10 @@ impl SqlStore {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        // In WAL mode this keeps the database consistent through any crash of the
+                        // process; only a power loss can take back the last commits. It spares an
+                        // fsync per commit.
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
                         sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
                         sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
                     }
@@ -122,6 +125,29 @@ impl SqlStore {
         let prefix = base_url.split('?').next().unwrap_or(base_url);
         let prefix = prefix.rsplit_once('/').map_or(prefix, |(p, _)| p);
         Ok(format!("{prefix}/{name}"))
+    }
+
+    /// Runs an outbox change guarded by `lease` (its query checks the token); no row changed means
+    /// the lease was lost, unless the item is simply gone.
+    async fn under_lease(&self, lease: &Lease, q: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>) -> Result<(), StoreError> {
+        if q.execute(&self.pool).await?.rows_affected() > 0 {
+            return Ok(());
+        }
+        let held: Option<String> = sqlx::query_scalar("SELECT token FROM outbox_leases WHERE dest = $1 AND token = $2")
+            .bind(&lease.dest)
+            .bind(&lease.token)
+            .fetch_optional(&self.pool)
+            .await?;
+        if held.is_some() { Ok(()) } else { Err(StoreError::LeaseLost(lease.dest.clone())) }
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM outbox_leases WHERE dest = $1 AND token = $2")
+            .bind(&lease.dest)
+            .bind(&lease.token)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Closes the pool (tests use it to simulate a restart).
@@ -248,6 +274,15 @@ async fn insert_event(tx: &mut Tx<'_>, ticket_id: i64, kind: &TicketEventKind, a
 #[async_trait]
 impl Store for SqlStore {
     async fn open_conversation(&self, new: NewConversation) -> Result<Conversation, StoreError> {
+        // Most messages come from a conversation that exists: read first, write only when new.
+        let existing = sqlx::query(AssertSqlSafe(format!("SELECT {CONV_COLS} FROM conversations WHERE channel = $1 AND chat = $2")))
+            .bind(&new.key.channel)
+            .bind(&new.key.chat)
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(row) = existing {
+            return conversation_row(&row);
+        }
         sqlx::query(
             "INSERT INTO conversations (channel, chat, customer_id, customer_name, lang, state, owner, ticket_id, version, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 0, $8) ON CONFLICT (channel, chat) DO NOTHING",
@@ -451,51 +486,161 @@ impl Store for SqlStore {
         Ok(v)
     }
 
-    async fn claim_outbox(&self, targets: &[String], now: Millis, limit: usize, lease_ms: i64) -> Result<Vec<OutboxItem>, StoreError> {
-        if targets.is_empty() {
+    async fn claim_destinations(
+        &self,
+        targets: &[String],
+        owner: &str,
+        now: Millis,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<(Lease, OutboxItem)>, StoreError> {
+        if targets.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let lock = if self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-        let list = placeholders(4, targets.len());
+        // The heads of destinations that are due and not held by a live lease, longest waiting
+        // first. Asking for a few more than `limit` leaves room for races lost to other senders.
+        let list = placeholders(3, targets.len());
         let sql = format!(
-            "UPDATE outbox SET due_at = $1 WHERE id IN \
-             (SELECT id FROM outbox WHERE status = 'pending' AND due_at <= $2 AND target IN ({list}) ORDER BY id LIMIT $3{lock}) \
-             RETURNING id, item, attempts, due_at"
+            "SELECT o.dest FROM outbox o WHERE o.status = 'pending' AND o.due_at <= $1 AND o.target IN ({list}) \
+             AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.dest = o.dest AND e.status = 'pending' AND e.id < o.id) \
+             AND NOT EXISTS (SELECT 1 FROM outbox_leases l WHERE l.dest = o.dest AND l.until > $1) \
+             ORDER BY o.due_at, o.id LIMIT $2"
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now + lease_ms).bind(now).bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        let mut q =
+            sqlx::query_scalar::<_, String>(AssertSqlSafe(sql)).bind(now).bind(i64::try_from(limit.saturating_mul(2)).unwrap_or(i64::MAX));
         for t in targets {
             q = q.bind(t);
         }
-        let rows = q.fetch_all(&self.pool).await?;
-        let mut v = rows.iter().map(outbox_row).collect::<Result<Vec<_>, _>>()?;
-        v.sort_by_key(|i| i.id);
-        Ok(v)
-    }
-
-    async fn outbox_done(&self, id: i64) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM outbox WHERE id = $1").bind(id).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn outbox_retry(&self, id: i64, attempts: i64, due_at: Millis) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET attempts = $1, due_at = $2 WHERE id = $3")
-            .bind(attempts)
-            .bind(due_at)
-            .bind(id)
+        let dests = q.fetch_all(&self.pool).await?;
+        let mut claimed = Vec::new();
+        for dest in dests {
+            if claimed.len() >= limit {
+                break;
+            }
+            let lease = Lease { dest, token: super::new_token(owner) };
+            let taken = sqlx::query(
+                "INSERT INTO outbox_leases (dest, owner, token, until) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (dest) DO UPDATE SET owner = excluded.owner, token = excluded.token, until = excluded.until \
+                 WHERE outbox_leases.until <= $5",
+            )
+            .bind(&lease.dest)
+            .bind(owner)
+            .bind(&lease.token)
+            .bind(now + lease_ms)
+            .bind(now)
             .execute(&self.pool)
-            .await?;
-        Ok(())
+            .await?
+            .rows_affected();
+            if taken == 0 {
+                continue;
+            }
+            // Read the head again under the lease: another sender may have moved on meanwhile.
+            if let Some(item) = self.outbox_next(&lease, now, lease_ms).await? {
+                claimed.push((lease, item));
+            }
+        }
+        Ok(claimed)
     }
 
-    async fn outbox_fail(&self, id: i64, reason: &str, at: Millis) -> Result<(), StoreError> {
+    async fn outbox_next(&self, lease: &Lease, now: Millis, lease_ms: i64) -> Result<Option<OutboxItem>, StoreError> {
+        let renewed = sqlx::query("UPDATE outbox_leases SET until = $1 WHERE dest = $2 AND token = $3")
+            .bind(now + lease_ms)
+            .bind(&lease.dest)
+            .bind(&lease.token)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if renewed == 0 {
+            return Err(StoreError::LeaseLost(lease.dest.clone()));
+        }
+        let row = sqlx::query("SELECT id, item, attempts, due_at FROM outbox WHERE dest = $1 AND status = 'pending' ORDER BY id LIMIT 1")
+            .bind(&lease.dest)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row.map(|r| outbox_row(&r)).transpose()? {
+            Some(item) if item.due_at <= now => Ok(Some(item)),
+            _ => {
+                self.release(lease).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn outbox_done(&self, lease: &Lease, id: i64) -> Result<(), StoreError> {
+        let q = sqlx::query("DELETE FROM outbox WHERE id = $1 AND EXISTS (SELECT 1 FROM outbox_leases WHERE dest = $2 AND token = $3)")
+            .bind(id)
+            .bind(&lease.dest)
+            .bind(&lease.token);
+        self.under_lease(lease, q).await
+    }
+
+    async fn outbox_retry(&self, lease: &Lease, id: i64, attempts: i64, due_at: Millis) -> Result<(), StoreError> {
+        let q = sqlx::query(
+            "UPDATE outbox SET attempts = $1, due_at = $2 WHERE id = $3 \
+             AND EXISTS (SELECT 1 FROM outbox_leases WHERE dest = $4 AND token = $5)",
+        )
+        .bind(attempts)
+        .bind(due_at)
+        .bind(id)
+        .bind(&lease.dest)
+        .bind(&lease.token);
+        self.under_lease(lease, q).await?;
+        self.release(lease).await
+    }
+
+    async fn outbox_fail(&self, lease: &Lease, id: i64, reason: &str, at: Millis, record: Option<TicketRecord>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         // A failed item's due time is when it failed: what pruning goes by.
-        sqlx::query("UPDATE outbox SET status = 'failed', error = $1, due_at = $2 WHERE id = $3")
-            .bind(reason)
-            .bind(at)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let failed = sqlx::query(
+            "UPDATE outbox SET status = 'failed', error = $1, due_at = $2 WHERE id = $3 \
+             AND EXISTS (SELECT 1 FROM outbox_leases WHERE dest = $4 AND token = $5)",
+        )
+        .bind(reason)
+        .bind(at)
+        .bind(id)
+        .bind(&lease.dest)
+        .bind(&lease.token)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if failed == 0 {
+            let held: Option<String> = sqlx::query_scalar("SELECT token FROM outbox_leases WHERE dest = $1 AND token = $2")
+                .bind(&lease.dest)
+                .bind(&lease.token)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if held.is_none() {
+                return Err(StoreError::LeaseLost(lease.dest.clone()));
+            }
+            // The item is gone already: nothing to record.
+            return Ok(());
+        }
+        if let Some(r) = record {
+            for kind in &r.events {
+                insert_event(&mut tx, r.ticket_id, kind, at).await?;
+            }
+            for item in &r.outbox {
+                insert_outbox(&mut tx, item, at).await?;
+            }
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn renew_leases(&self, leases: &[Lease], until: Millis) -> Result<u64, StoreError> {
+        if leases.is_empty() {
+            return Ok(0);
+        }
+        let sql = format!("UPDATE outbox_leases SET until = $1 WHERE token IN ({})", placeholders(2, leases.len()));
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(until);
+        for l in leases {
+            q = q.bind(&l.token);
+        }
+        Ok(q.execute(&self.pool).await?.rows_affected())
+    }
+
+    async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM outbox_leases WHERE owner = $1").bind(owner).execute(&self.pool).await?.rows_affected())
     }
 
     async fn prune_failed_outbox(&self, before: Millis) -> Result<u64, StoreError> {
@@ -507,31 +652,6 @@ impl Store for SqlStore {
         let rows =
             sqlx::query("SELECT id, item, attempts, due_at FROM outbox WHERE status = 'pending' ORDER BY id").fetch_all(&self.pool).await?;
         rows.iter().map(outbox_row).collect()
-    }
-
-    async fn outbox_heads(&self, destinations: &[String], except: &[i64]) -> Result<HashMap<String, (i64, Millis)>, StoreError> {
-        if destinations.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let dests = placeholders(1, destinations.len());
-        let not_in = if except.is_empty() {
-            String::new()
-        } else {
-            format!(" AND id NOT IN ({})", placeholders(destinations.len() + 1, except.len()))
-        };
-        let sql = format!(
-            "SELECT o.dest, o.id, o.due_at FROM outbox o JOIN \
-             (SELECT MIN(id) AS id FROM outbox WHERE status = 'pending' AND dest IN ({dests}){not_in} GROUP BY dest) h ON o.id = h.id"
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for d in destinations {
-            q = q.bind(d);
-        }
-        for id in except {
-            q = q.bind(id);
-        }
-        let rows = q.fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok((r.try_get("dest")?, (r.try_get("id")?, r.try_get("due_at")?)))).collect()
     }
 
     async fn is_processed(&self, channel: &str, message_id: &str) -> Result<bool, StoreError> {
@@ -605,8 +725,9 @@ mod tests {
         pool.close().await;
 
         let store = SqlStore::connect(url).await.unwrap();
-        let heads = store.outbox_heads(&["tg/42".to_string()], &[]).await.unwrap();
-        assert_eq!(heads.get("tg/42").map(|h| h.1), Some(10), "the old row got its destination: {heads:?}");
+        let claimed = store.claim_destinations(&["tg".to_string()], "up", 20, 10, 1_000).await.unwrap();
+        let dests: Vec<&str> = claimed.iter().map(|(l, _)| l.dest.as_str()).collect();
+        assert_eq!(dests, ["tg/42"], "the old row got its destination and can be sent");
         assert!(store.is_processed("telegram.staff", "-100:5").await.unwrap(), "the staff mark moved to processed");
         assert_eq!(store.get_value("telegram.staff_done", "-100:5").await.unwrap(), None);
         assert_eq!(store.prune_processed(crate::types::now_ms() - 60_000).await.unwrap(), 0, "dated at the upgrade, not 1970");

@@ -3,9 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
-use super::{Commit, NewConversation, Store};
+use super::{Commit, Lease, NewConversation, Store};
 use crate::types::{
-    Author, ConversationKey, DeskNotice, HandoffReason, Outgoing, Owner, Priority, Reply, Ticket, TicketEventKind, TicketStatus,
+    Author, ConversationKey, DeskNotice, HandoffReason, OutboxItem, Outgoing, Owner, Priority, Reply, Ticket, TicketEventKind, TicketStatus,
 };
 use crate::{Lang, StoreError};
 
@@ -57,8 +57,8 @@ pub async fn run_all(store: &dyn Store) {
     duplicates_are_refused_and_roll_back(store).await;
     tickets_events_transcript_and_outbox(store).await;
     queue_order_is_urgent_first_then_oldest(store).await;
-    outbox_lease_retry_and_failure(store).await;
-    outbox_heads_are_each_destinations_oldest_pending(store).await;
+    outbox_leases_keep_each_destination_in_order(store).await;
+    two_senders_share_a_backlog_without_sending_twice(store).await;
     processed_ids_are_marked_and_pruned(store).await;
     values_round_trip(store).await;
     failed_outbox_items_are_pruned_after_their_retention(store).await;
@@ -74,19 +74,17 @@ async fn failed_outbox_items_are_pruned_after_their_retention(store: &dyn Store)
     }
     store.commit(commit).await.unwrap();
     let targets = vec!["test".to_string()];
-    let claimed = store.claim_outbox(&targets, 50_000, 10, 5_000).await.unwrap();
-    let mine: Vec<_> = claimed.iter().filter(|i| matches!(&i.item, Outgoing::Customer { key, .. } if *key == c.key)).collect();
-    assert_eq!(mine.len(), 2);
-    store.outbox_retry(mine[0].id, 1, 1_000).await.unwrap();
-    store.outbox_fail(mine[1].id, "blocked", 52_000).await.unwrap();
+    let claimed = store.claim_destinations(&targets, "a", 50_000, 10, 5_000).await.unwrap();
+    let (lease, first) = claimed.into_iter().find(|(l, _)| l.dest == "test/pruned").expect("the chat is due");
+    store.outbox_fail(&lease, first.id, "blocked", 52_000, None).await.unwrap();
+    let second = store.outbox_next(&lease, 50_000, 5_000).await.unwrap().expect("two items");
+    assert_ne!(first.id, second.id);
+    store.outbox_retry(&lease, second.id, 1, 1_000).await.unwrap();
     assert_eq!(store.prune_failed_outbox(52_000).await.unwrap(), 0, "it failed at 52 s: kept until then");
     assert_eq!(store.prune_failed_outbox(52_001).await.unwrap(), 1);
     assert_eq!(store.prune_failed_outbox(i64::MAX).await.unwrap(), 0, "pending items are never pruned, however old");
-    assert!(store.outbox_pending().await.unwrap().iter().any(|i| i.id == mine[0].id));
-    for other in claimed.iter().filter(|i| !mine.iter().any(|m| m.id == i.id)) {
-        store.outbox_done(other.id).await.unwrap();
-    }
-    store.outbox_done(mine[0].id).await.unwrap();
+    assert!(store.outbox_pending().await.unwrap().iter().any(|i| i.id == second.id));
+    clear_outbox(store).await;
 }
 
 async fn conversations_are_created_once(store: &dyn Store) {
@@ -195,9 +193,7 @@ async fn tickets_events_transcript_and_outbox(store: &dyn Store) {
     store.append_events(tid, vec![TicketEventKind::DeliveryFailed { reason: "blocked".into() }], vec![], 50).await.unwrap();
     assert_eq!(store.ticket_events(tid).await.unwrap().len(), 3);
     // Clean the outbox for the next checks.
-    for i in store.outbox_pending().await.unwrap() {
-        store.outbox_done(i.id).await.unwrap();
-    }
+    clear_outbox(store).await;
 }
 
 async fn queue_order_is_urgent_first_then_oldest(store: &dyn Store) {
@@ -215,79 +211,152 @@ async fn queue_order_is_urgent_first_then_oldest(store: &dyn Store) {
     assert!(store.tickets(&[TicketStatus::Assigned]).await.unwrap().is_empty());
 }
 
-async fn outbox_lease_retry_and_failure(store: &dyn Store) {
-    let c = store.open_conversation(new_conv("o")).await.unwrap();
-    let mut commit = Commit::new(c.clone(), 1_000);
+/// Delivers (removes) every pending item, as a sender that owns all targets would.
+async fn clear_outbox(store: &dyn Store) {
+    loop {
+        let mut targets: Vec<String> = store.outbox_pending().await.unwrap().iter().map(|i| i.item.target()).collect();
+        targets.sort();
+        targets.dedup();
+        if targets.is_empty() {
+            return;
+        }
+        let now = i64::MAX / 4;
+        for (lease, first) in store.claim_destinations(&targets, "cleaner", now, 1_000, 1_000).await.unwrap() {
+            let mut item = Some(first);
+            while let Some(i) = item {
+                store.outbox_done(&lease, i.id).await.unwrap();
+                item = store.outbox_next(&lease, now, 1_000).await.unwrap();
+            }
+        }
+    }
+}
+
+async fn outbox_leases_keep_each_destination_in_order(store: &dyn Store) {
+    let o = store.open_conversation(new_conv("o")).await.unwrap();
+    let p = store.open_conversation(new_conv("p")).await.unwrap();
+    let say = |key: &ConversationKey, text: &str| Outgoing::Customer { key: key.clone(), reply: Reply::text(text), ticket_id: None };
+    let mut commit = Commit::new(o.clone(), 1_000);
     for n in 0..3 {
-        commit.outbox.push(Outgoing::Customer { key: c.key.clone(), reply: Reply::text(format!("m{n}")), ticket_id: None });
+        commit.outbox.push(say(&o.key, &format!("m{n}")));
     }
     commit.outbox.push(Outgoing::Desk { desk: "elsewhere".into(), ticket_id: Some(1), notice: DeskNotice::Opened, by: None });
     store.commit(commit).await.unwrap();
+    let mut commit = Commit::new(p.clone(), 1_001);
+    commit.outbox.push(say(&p.key, "p0"));
+    store.commit(commit).await.unwrap();
+    let text = |i: &OutboxItem| match &i.item {
+        Outgoing::Customer { reply, .. } => reply.text.clone(),
+        Outgoing::Desk { .. } => "desk".into(),
+    };
     let targets = vec!["test".to_string()];
-    assert!(store.claim_outbox(&targets, 999, 10, 5_000).await.unwrap().is_empty(), "nothing is due before its time");
-    let claimed = store.claim_outbox(&targets, 1_000, 2, 5_000).await.unwrap();
-    assert_eq!(claimed.len(), 2, "the limit holds");
-    assert!(claimed[0].id < claimed[1].id, "oldest first");
-    let rest = store.claim_outbox(&targets, 1_000, 10, 5_000).await.unwrap();
-    assert_eq!(rest.len(), 1, "leased items are hidden from other claimers");
-    store.outbox_done(claimed[0].id).await.unwrap();
-    store.outbox_retry(claimed[1].id, 1, 2_000).await.unwrap();
-    store.outbox_fail(rest[0].id, "blocked", 1_000).await.unwrap();
-    let pending: Vec<_> = store.outbox_pending().await.unwrap().into_iter().filter(|i| i.item.target() == "test").collect();
-    assert_eq!(pending.len(), 1, "done and failed items are no longer pending");
-    assert_eq!(pending[0].attempts, 1);
-    assert!(store.claim_outbox(&targets, 1_999, 10, 5_000).await.unwrap().is_empty());
-    let again = store.claim_outbox(&targets, 2_000, 10, 5_000).await.unwrap();
+
+    assert!(store.claim_destinations(&targets, "a", 999, 10, 5_000).await.unwrap().is_empty(), "nothing is due before its time");
+    let claimed = store.claim_destinations(&targets, "a", 1_001, 10, 5_000).await.unwrap();
+    let got: Vec<(String, String)> = claimed.iter().map(|(l, i)| (l.dest.clone(), text(i))).collect();
+    assert_eq!(got, [("test/o".into(), "m0".into()), ("test/p".into(), "p0".into())], "each destination's head, longest waiting first");
+    assert_ne!(claimed[0].0.token, claimed[1].0.token);
+    let (lease_o, m0) = claimed[0].clone();
+    let (lease_p, _) = claimed[1].clone();
+    assert!(store.claim_destinations(&targets, "b", 1_001, 10, 5_000).await.unwrap().is_empty(), "leased destinations are hidden");
+    assert_eq!(store.claim_destinations(&targets, "a", 1_001, 1, 5_000).await.unwrap().len(), 0, "even from their own sender");
+
+    store.outbox_done(&lease_o, m0.id).await.unwrap();
+    let m1 = store.outbox_next(&lease_o, 1_000, 5_000).await.unwrap().expect("m1 is due");
+    assert_eq!(text(&m1), "m1");
+    let forged = Lease { dest: lease_o.dest.clone(), token: "forged".into() };
+    assert!(matches!(store.outbox_done(&forged, m1.id).await, Err(StoreError::LeaseLost(_))), "only the lease holder acts");
+    assert!(matches!(store.outbox_retry(&forged, m1.id, 9, 0).await, Err(StoreError::LeaseLost(_))));
+    assert!(matches!(store.outbox_fail(&forged, m1.id, "no", 0, None).await, Err(StoreError::LeaseLost(_))));
+
+    // A retry delays the destination, not only its item, and releases it.
+    store.outbox_retry(&lease_o, m1.id, 1, 2_000).await.unwrap();
+    assert!(store.claim_destinations(&targets, "b", 1_999, 10, 5_000).await.unwrap().is_empty(), "m2 waits behind m1's retry");
+    let again = store.claim_destinations(&targets, "b", 2_000, 10, 5_000).await.unwrap();
     assert_eq!(again.len(), 1);
-    assert_eq!(again[0].item, pending[0].item);
-    assert!(store.claim_outbox(&targets, 6_999, 10, 5_000).await.unwrap().is_empty(), "still leased");
-    assert_eq!(
-        store.claim_outbox(&targets, 7_000, 10, 5_000).await.unwrap().len(),
-        1,
-        "an expired lease is claimed again (the sender died)"
-    );
-    store.outbox_done(again[0].id).await.unwrap();
-    let other = store.claim_outbox(&["desk:elsewhere".to_string()], 10_000, 10, 5_000).await.unwrap();
-    assert_eq!(other.len(), 1, "each target is claimed by whoever serves it");
-    store.outbox_done(other[0].id).await.unwrap();
+    assert_eq!((text(&again[0].1), again[0].1.attempts), ("m1".to_string(), 1), "the retried item comes first, counted");
+    let lease_o2 = again[0].0.clone();
+    assert!(matches!(store.outbox_next(&lease_o, 2_000, 5_000).await, Err(StoreError::LeaseLost(_))), "the old lease is gone");
+
+    // A lease that is not renewed expires: its destination goes to another sender.
+    let taken = store.claim_destinations(&targets, "b", 6_001, 10, 5_000).await.unwrap();
+    assert_eq!(taken.iter().map(|(l, _)| l.dest.as_str()).collect::<Vec<_>>(), ["test/p"], "a's lease on p ran out at 6.001 s");
+    assert!(matches!(store.outbox_done(&lease_p, taken[0].1.id).await, Err(StoreError::LeaseLost(_))), "a's late answer changes nothing");
+    store.outbox_done(&taken[0].0, taken[0].1.id).await.unwrap();
+    assert_eq!(store.outbox_next(&taken[0].0, 6_000, 5_000).await.unwrap(), None, "p is done; its lease is released");
+
+    // Renewal keeps a living sender's leases; releasing them hands them over at once.
+    let held: Vec<Lease> = vec![lease_o2.clone()];
+    assert_eq!(store.renew_leases(&held, 20_000).await.unwrap(), 1);
+    assert_eq!(store.renew_leases(std::slice::from_ref(&lease_o), 20_000).await.unwrap(), 0, "a lost lease is not renewed");
+    assert!(store.claim_destinations(&targets, "c", 10_000, 10, 5_000).await.unwrap().is_empty(), "renewed until 20 s");
+    assert!(store.release_leases("b").await.unwrap() >= 1);
+    let c = store.claim_destinations(&targets, "c", 10_000, 10, 5_000).await.unwrap();
+    assert_eq!(c.len(), 1);
+    let (lease_c, m1) = c[0].clone();
+    assert_eq!(text(&m1), "m1");
+    store.outbox_fail(&lease_c, m1.id, "blocked", 10_000, None).await.unwrap();
+    let m2 = store.outbox_next(&lease_c, 10_000, 5_000).await.unwrap().expect("failed items do not hold the line");
+    assert_eq!(text(&m2), "m2");
+    store.outbox_done(&lease_c, m2.id).await.unwrap();
+    assert_eq!(store.outbox_next(&lease_c, 10_000, 5_000).await.unwrap(), None);
+    assert!(matches!(store.outbox_next(&lease_c, 10_000, 5_000).await, Err(StoreError::LeaseLost(_))), "released when done");
+    let pending: Vec<_> = store.outbox_pending().await.unwrap().into_iter().filter(|i| i.item.target() == "test").collect();
+    assert!(pending.is_empty(), "{pending:?}");
+
+    let desk = store.claim_destinations(&["desk:elsewhere".to_string()], "d", 10_000, 10, 5_000).await.unwrap();
+    assert_eq!(desk.len(), 1, "each target is claimed by whoever serves it");
+    store.outbox_done(&desk[0].0, desk[0].1.id).await.unwrap();
 }
 
-async fn outbox_heads_are_each_destinations_oldest_pending(store: &dyn Store) {
-    let a = store.open_conversation(new_conv("ha")).await.unwrap();
-    let b = store.open_conversation(new_conv("hb")).await.unwrap();
-    let say = |key: &ConversationKey, text: &str| Outgoing::Customer { key: key.clone(), reply: Reply::text(text), ticket_id: None };
-    let mut commit = Commit::new(a.clone(), 5_000);
-    commit.outbox.push(say(&a.key, "a1"));
-    commit.outbox.push(say(&a.key, "a2"));
-    commit.outbox.push(Outgoing::Desk { desk: "staff".into(), ticket_id: Some(7), notice: DeskNotice::Opened, by: None });
-    store.commit(commit).await.unwrap();
-    let mut commit = Commit::new(b.clone(), 5_001);
-    commit.outbox.push(say(&b.key, "b1"));
-    store.commit(commit).await.unwrap();
-    let ids: Vec<(i64, String)> = store.outbox_pending().await.unwrap().into_iter().map(|i| (i.id, i.item.destination())).collect();
-    assert_eq!(ids.len(), 4, "{ids:?}");
-    let (a1, a2, desk, b1) = (ids[0].0, ids[1].0, ids[2].0, ids[3].0);
-    assert_eq!(ids[0].1, "test/ha");
-    assert_eq!(ids[2].1, "desk:staff/7");
-
-    let dests: Vec<String> = ["test/ha", "test/hb", "test/nobody"].map(String::from).to_vec();
-    let heads = store.outbox_heads(&dests, &[]).await.unwrap();
-    assert_eq!(heads.get("test/ha"), Some(&(a1, 5_000)), "the oldest item of a chat");
-    assert_eq!(heads.get("test/hb"), Some(&(b1, 5_001)));
-    assert_eq!(heads.len(), 2, "destinations without items and ones not asked about are absent: {heads:?}");
-    let heads = store.outbox_heads(&dests, &[a1, b1]).await.unwrap();
-    assert_eq!(heads.get("test/ha"), Some(&(a2, 5_000)), "excluded ids are skipped");
-    assert!(!heads.contains_key("test/hb"));
-    store.outbox_retry(a1, 1, 9_000).await.unwrap();
-    assert_eq!(store.outbox_heads(&dests, &[a2]).await.unwrap().get("test/ha"), Some(&(a1, 9_000)), "with its new due time");
-    store.outbox_fail(a1, "blocked", 1_000).await.unwrap();
-    assert_eq!(store.outbox_heads(&dests, &[]).await.unwrap().get("test/ha"), Some(&(a2, 5_000)), "failed items do not hold the line");
-    assert_eq!(store.outbox_heads(&["desk:staff/7".to_string()], &[]).await.unwrap().get("desk:staff/7"), Some(&(desk, 5_000)));
-    assert!(store.outbox_heads(&[], &[a2]).await.unwrap().is_empty());
-    for id in [a2, desk, b1] {
-        store.outbox_done(id).await.unwrap();
+async fn two_senders_share_a_backlog_without_sending_twice(store: &dyn Store) {
+    let mut expected = Vec::new();
+    for chat in 0..6 {
+        let c = store.open_conversation(new_conv(&format!("share{chat}"))).await.unwrap();
+        let mut commit = Commit::new(c.clone(), 30_000);
+        for n in 0..4 {
+            let text = format!("{chat}-{n}");
+            expected.push((c.key.chat.clone(), text.clone()));
+            commit.outbox.push(Outgoing::Customer { key: c.key.clone(), reply: Reply::text(text), ticket_id: None });
+        }
+        store.commit(commit).await.unwrap();
     }
-    assert!(store.outbox_heads(&dests, &[]).await.unwrap().is_empty());
+    let targets = vec!["test".to_string()];
+    let sent = std::sync::Mutex::new(Vec::new());
+    let sender = |owner: &'static str| {
+        let targets = &targets;
+        let sent = &sent;
+        async move {
+            loop {
+                let claimed = store.claim_destinations(targets, owner, 40_000, 2, 60_000).await.unwrap();
+                if claimed.is_empty() {
+                    return;
+                }
+                for (lease, first) in claimed {
+                    let mut item = Some(first);
+                    while let Some(i) = item {
+                        if let Outgoing::Customer { key, reply, .. } = &i.item {
+                            sent.lock().unwrap().push((key.chat.clone(), reply.text.clone()));
+                        }
+                        store.outbox_done(&lease, i.id).await.unwrap();
+                        tokio::task::yield_now().await;
+                        item = store.outbox_next(&lease, 40_000, 60_000).await.unwrap();
+                    }
+                }
+            }
+        }
+    };
+    tokio::join!(sender("one"), sender("two"));
+    let sent = sent.into_inner().unwrap();
+    let mut sorted = sent.clone();
+    sorted.sort();
+    let mut want = expected.clone();
+    want.sort();
+    assert_eq!(sorted, want, "every item once");
+    for chat in 0..6 {
+        let order: Vec<&String> = sent.iter().filter(|(c, _)| *c == format!("share{chat}")).map(|(_, t)| t).collect();
+        let want: Vec<String> = (0..4).map(|n| format!("{chat}-{n}")).collect();
+        assert_eq!(order, want.iter().collect::<Vec<_>>(), "in order within a chat");
+    }
 }
 
 async fn processed_ids_are_marked_and_pruned(store: &dyn Store) {

@@ -6,8 +6,17 @@
 //!
 //! Tests act as Discord users ([`FakeDiscord::dm`], [`FakeDiscord::mention`],
 //! [`FakeDiscord::say`], [`FakeDiscord::click`], [`FakeDiscord::slash`]), read what the bot
-//! posted ([`FakeDiscord::posts`]), inject REST failures ([`FakeDiscord::fail_next_posts`]), and
-//! drop the gateway connection ([`FakeDiscord::drop_gateway`]) to check that the client resumes.
+//! posted ([`FakeDiscord::posts`], per channel in the order it was created), inject REST failures
+//! ([`FakeDiscord::fail_next_posts`], [`FakeDiscord::fail_next_posts_in`]), and drop the gateway
+//! connection ([`FakeDiscord::drop_gateway`]) to check that the client resumes.
+//!
+//! Like Discord, message creation honours `nonce` with `enforce_nonce`: a repeat of a nonce by the
+//! bot in the same channel within [`NONCE_WINDOW`] answers the message already created instead of
+//! creating another. For benchmarks it also behaves like the platform under load: a simulated round
+//! trip on every REST call ([`FakeDiscord::set_latency`]) and Discord's rate limits answered with
+//! real 429s and `X-RateLimit-*` headers ([`FakeDiscord::set_rate_limits`] with
+//! [`RateLimits::DISCORD`]: 50 requests per second per bot, global, and 5 messages per 5 s per
+//! channel); [`FakeDiscord::rest_stats`] counts what happened.
 
 mod gateway;
 mod json;
@@ -17,7 +26,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -31,6 +40,43 @@ pub const APPLICATION_ID: u64 = 700_000_000_000_000_002;
 pub const GUILD_ID: u64 = 700_000_000_000_000_003;
 /// The token the fake accepts (serenity sends it as `Bot <token>`).
 pub const TOKEN: &str = "fake-discord-token";
+
+/// How long the fake remembers a message's nonce (Discord: "the past few minutes").
+pub const NONCE_WINDOW: Duration = Duration::from_secs(5 * 60);
+
+/// Discord's rate limits, as the fake enforces them once set ([`FakeDiscord::set_rate_limits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Requests per second the bot may make over every route but interaction callbacks; beyond
+    /// it the answer is a global 429 (`"global": true`, `X-RateLimit-Global: true`).
+    pub global_per_second: u32,
+    /// Messages the bot may create per channel in each `channel_window`; beyond it the answer is a
+    /// 429 for that channel's bucket. Every message creation answers the bucket's
+    /// `X-RateLimit-Limit`, `-Remaining`, `-Reset`, `-Reset-After` and `-Bucket` headers.
+    pub messages_per_channel: u32,
+    /// The window of the per-channel limit.
+    pub channel_window: Duration,
+}
+
+impl RateLimits {
+    /// Discord's: 50 requests per second per bot, 5 messages per 5 seconds per channel.
+    pub const DISCORD: RateLimits = RateLimits { global_per_second: 50, messages_per_channel: 5, channel_window: Duration::from_secs(5) };
+}
+
+/// What the fake's REST API answered, for benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RestStats {
+    /// REST requests received.
+    pub requests: usize,
+    /// Answered with a global 429.
+    pub global_limited: usize,
+    /// Answered with a per-channel 429.
+    pub route_limited: usize,
+    /// Answered with an injected failure ([`Failure`]).
+    pub injected_failures: usize,
+    /// Message creations answered with the message an earlier one with the same nonce created.
+    pub nonce_replays: usize,
+}
 
 /// A Discord user as tests play them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +117,11 @@ pub struct Posted {
     pub buttons: Vec<String>,
     /// `allowed_mentions` as sent (`Value::Null` when missing).
     pub allowed_mentions: Value,
+    /// The `nonce` sent with it, if any.
+    pub nonce: Option<String>,
+    /// When the fake created it (before the simulated way back of the answer), for measuring
+    /// how long a reply took.
+    pub at: Instant,
 }
 
 impl Posted {
@@ -129,8 +180,13 @@ pub struct FakeThread {
 pub enum Failure {
     /// 429 with this `retry_after` (seconds).
     RateLimited(f64),
+    /// A global 429 with this `retry_after` (seconds).
+    GloballyRateLimited(f64),
     /// 500.
     ServerError,
+    /// The message is created, but the answer is a 502, as when the connection breaks after
+    /// Discord took the message: only a retry with the same nonce avoids a duplicate.
+    Lost,
     /// 403 with this Discord error code (50007: cannot send messages to this user).
     Forbidden(u32),
 }
@@ -207,6 +263,18 @@ struct Inner {
     commands: Vec<Value>,
     /// What the next message creations do: `None` succeeds, `Some` fails.
     failures: VecDeque<Option<Failure>>,
+    /// The same for message creations in one channel (after the ones above).
+    channel_failures: HashMap<u64, VecDeque<Failure>>,
+    /// `(channel, nonce)` → the message created with it, and when.
+    nonces: HashMap<(u64, String), (u64, Instant)>,
+    /// The simulated round trip of every REST call.
+    latency: Duration,
+    limits: Option<RateLimits>,
+    /// The current one-second window of the global limit: its start and the requests in it.
+    global_window: Option<(Instant, u32)>,
+    /// Per channel: when its message bucket resets, and the messages created since it did.
+    buckets: HashMap<u64, (Instant, u32)>,
+    rest_stats: RestStats,
     unknown_routes: Vec<String>,
     gateway: Gateway,
 }
@@ -461,6 +529,32 @@ impl FakeDiscord {
     /// The next message creations fail like this, in order.
     pub fn fail_next_posts(&self, failures: &[Failure]) {
         self.state.lock().failures.extend(failures.iter().copied().map(Some));
+    }
+
+    /// The next message creations in `channel` fail like this, in order (other channels are not
+    /// affected).
+    pub fn fail_next_posts_in(&self, channel: u64, failures: &[Failure]) {
+        self.state.lock().channel_failures.entry(channel).or_default().extend(failures.iter().copied());
+    }
+
+    /// Every REST answer comes `latency` after its request (half on the way there, half on the way
+    /// back), like a real round trip; zero (the default) answers at once.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state.lock().latency = latency;
+    }
+
+    /// Enforces these rate limits from now on ([`RateLimits::DISCORD`] for Discord's); `None`
+    /// (the default) enforces none.
+    pub fn set_rate_limits(&self, limits: Option<RateLimits>) {
+        let mut s = self.state.lock();
+        s.limits = limits;
+        s.global_window = None;
+        s.buckets.clear();
+    }
+
+    /// What the REST API answered so far.
+    pub fn rest_stats(&self) -> RestStats {
+        self.state.lock().rest_stats
     }
 
     /// The next `ok` message creations succeed, then the following fail like this, in order.

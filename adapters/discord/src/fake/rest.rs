@@ -1,7 +1,10 @@
 //! The fake's REST API under `/api/v10`: the calls the adapter makes, checked for the bot token,
-//! with failures injected on message creation when a test asks.
+//! with failures injected on message creation when a test asks, and, when set, a simulated round
+//! trip and Discord's rate limits (global, and per channel for message creation) answered as
+//! Discord answers them.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::{Path, Query, Request, State as AxState};
@@ -11,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 
-use super::{APPLICATION_ID, BOT_ID, ChannelKind, Failure, FakeChannel, Posted, State, TOKEN, json as j};
+use super::{APPLICATION_ID, BOT_ID, ChannelKind, Failure, FakeChannel, Inner, NONCE_WINDOW, Posted, State, TOKEN, json as j};
 
 type S = AxState<Arc<State>>;
 
@@ -37,7 +40,110 @@ pub(super) fn router(state: Arc<State>) -> Router {
         .route("/api/v10/applications/{app}/guilds/{guild}/commands", put(overwrite_commands))
         .fallback(unknown)
         .layer(middleware::from_fn(authorize))
+        .layer(middleware::from_fn_with_state(state.clone(), simulate))
         .with_state(state)
+}
+
+/// The bucket id Discord names in `X-RateLimit-Bucket` for message creation (one route, the
+/// channel being its major parameter).
+const MESSAGE_BUCKET: &str = "fake0message0create0bucket";
+
+/// A 429 as Discord sends it: the body's `retry_after` in seconds, `Retry-After` rounded up.
+fn too_many(retry_after: Duration, global: bool) -> Response {
+    let secs = retry_after.as_secs_f64();
+    let body =
+        json!({ "message": "You are being rate limited.", "retry_after": (secs * 1000.0).ceil() / 1000.0, "global": global, "code": 0 });
+    let mut r = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    let h = r.headers_mut();
+    let mut set = |k: &'static str, v: String| {
+        if let Ok(v) = v.parse() {
+            h.insert(k, v);
+        }
+    };
+    set("retry-after", format!("{}", secs.ceil().max(1.0) as u64));
+    if global {
+        set("x-ratelimit-global", "true".into());
+        set("x-ratelimit-scope", "global".into());
+    } else {
+        set("x-ratelimit-scope", "user".into());
+    }
+    r
+}
+
+/// The simulated round trip (half before, half after) and the global rate limit, around every
+/// REST call but interaction callbacks (which Discord does not count either).
+async fn simulate(AxState(s): S, req: Request, next: Next) -> Response {
+    let latency = {
+        let mut st = s.lock();
+        st.rest_stats.requests += 1;
+        st.latency
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency / 2).await;
+    }
+    let limited = if req.uri().path().starts_with("/api/v10/interactions/") { None } else { global_limit(&mut s.lock()) };
+    let response = match limited {
+        Some(wait) => too_many(wait, true),
+        None => next.run(req).await,
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency - latency / 2).await;
+    }
+    response
+}
+
+/// Counts a request against the global limit; how long to wait if it is over.
+fn global_limit(st: &mut Inner) -> Option<Duration> {
+    let limit = st.limits?.global_per_second;
+    let now = Instant::now();
+    let (start, count) = match st.global_window {
+        Some((start, count)) if now.duration_since(start) < Duration::from_secs(1) => (start, count),
+        _ => (now, 0),
+    };
+    if count >= limit {
+        st.global_window = Some((start, count));
+        st.rest_stats.global_limited += 1;
+        return Some((start + Duration::from_secs(1)).saturating_duration_since(now));
+    }
+    st.global_window = Some((start, count + 1));
+    None
+}
+
+/// Counts a message creation in `channel` against its bucket: the bucket's headers, or the wait
+/// if it is spent.
+fn channel_limit(st: &mut Inner, channel: u64) -> Result<Vec<(&'static str, String)>, Duration> {
+    let Some(limits) = st.limits else { return Ok(Vec::new()) };
+    let now = Instant::now();
+    let (reset, used) = match st.buckets.get(&channel) {
+        Some(&(reset, used)) if now < reset => (reset, used),
+        _ => (now + limits.channel_window, 0),
+    };
+    let after = reset.saturating_duration_since(now);
+    if used >= limits.messages_per_channel {
+        st.rest_stats.route_limited += 1;
+        return Err(after);
+    }
+    st.buckets.insert(channel, (reset, used + 1));
+    if st.buckets.len() > 10_000 {
+        st.buckets.retain(|_, (r, _)| *r > now);
+    }
+    let epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + after;
+    Ok(vec![
+        ("x-ratelimit-limit", limits.messages_per_channel.to_string()),
+        ("x-ratelimit-remaining", (limits.messages_per_channel - used - 1).to_string()),
+        ("x-ratelimit-reset", format!("{:.3}", epoch.as_secs_f64())),
+        ("x-ratelimit-reset-after", format!("{:.3}", after.as_secs_f64())),
+        ("x-ratelimit-bucket", MESSAGE_BUCKET.to_string()),
+    ])
+}
+
+fn with_headers(mut r: Response, headers: &[(&'static str, String)]) -> Response {
+    for (k, v) in headers {
+        if let Ok(v) = v.parse() {
+            r.headers_mut().insert(*k, v);
+        }
+    }
+    r
 }
 
 async fn authorize(headers: HeaderMap, req: Request, next: Next) -> Response {
@@ -127,23 +233,47 @@ async fn create_message(AxState(s): S, Path(id): Path<String>, axum::Json(body):
         return unknown_channel();
     };
     let mut st = s.lock();
-    if let Some(Some(f)) = st.failures.pop_front() {
-        return match f {
-            Failure::RateLimited(after) => {
-                let mut r = (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    axum::Json(json!({ "code": 0, "message": "You are being rate limited.", "retry_after": after, "global": false })),
-                )
-                    .into_response();
-                if let Ok(v) = format!("{after}").parse() {
-                    r.headers_mut().insert("retry-after", v);
-                }
-                r
-            }
-            Failure::ServerError => error(StatusCode::INTERNAL_SERVER_ERROR, 0, "500: Internal Server Error"),
-            Failure::Forbidden(code) => error(StatusCode::FORBIDDEN, code, "Forbidden"),
-        };
+    let headers = match channel_limit(&mut st, channel) {
+        Ok(h) => h,
+        Err(wait) => {
+            let mut r = too_many(wait, false);
+            let limit = st.limits.map_or(0, |l| l.messages_per_channel);
+            let reset = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + wait;
+            let bucket = [
+                ("x-ratelimit-limit", limit.to_string()),
+                ("x-ratelimit-remaining", "0".to_string()),
+                ("x-ratelimit-reset", format!("{:.3}", reset.as_secs_f64())),
+                ("x-ratelimit-reset-after", format!("{:.3}", wait.as_secs_f64())),
+                ("x-ratelimit-bucket", MESSAGE_BUCKET.to_string()),
+            ];
+            r = with_headers(r, &bucket);
+            return r;
+        }
+    };
+    let failure = match st.failures.pop_front() {
+        Some(f) => f,
+        None => st.channel_failures.get_mut(&channel).and_then(std::collections::VecDeque::pop_front),
+    };
+    let mut lost = false;
+    if let Some(f) = failure {
+        st.rest_stats.injected_failures += 1;
+        match f {
+            Failure::RateLimited(after) => return with_headers(too_many(Duration::from_secs_f64(after.max(0.0)), false), &headers),
+            Failure::GloballyRateLimited(after) => return too_many(Duration::from_secs_f64(after.max(0.0)), true),
+            Failure::ServerError => return error(StatusCode::INTERNAL_SERVER_ERROR, 0, "500: Internal Server Error"),
+            Failure::Forbidden(code) => return error(StatusCode::FORBIDDEN, code, "Forbidden"),
+            Failure::Lost => lost = true,
+        }
     }
+    let r = create_in(&mut st, channel, &body);
+    if lost && r.status().is_success() {
+        return error(StatusCode::BAD_GATEWAY, 0, "502: Bad Gateway");
+    }
+    with_headers(r, &headers)
+}
+
+/// Creates the message `body` in `channel` (or finds the one its enforced nonce created).
+fn create_in(st: &mut Inner, channel: u64, body: &Value) -> Response {
     let Some(c) = st.channels.get(&channel).cloned() else {
         return unknown_channel();
     };
@@ -178,8 +308,43 @@ async fn create_message(AxState(s): S, Path(id): Path<String>, axum::Json(body):
     if content.is_empty() && embeds.is_empty() && buttons.is_empty() {
         return error(StatusCode::BAD_REQUEST, 50006, "Cannot send an empty message");
     }
+    let nonce = match &body["nonce"] {
+        Value::String(n) => Some(n.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    if let Some(n) = &nonce
+        && n.len() > 25
+    {
+        return error(StatusCode::BAD_REQUEST, 50035, "Invalid Form Body: nonce must be 25 or fewer in length");
+    }
+    let now = Instant::now();
+    if body["enforce_nonce"].as_bool() == Some(true)
+        && let Some(n) = &nonce
+        && let Some(&(earlier, at)) = st.nonces.get(&(channel, n.clone()))
+        && now.duration_since(at) < NONCE_WINDOW
+        && let Some(m) = st.sent_messages.get(&earlier).cloned()
+    {
+        st.rest_stats.nonce_replays += 1;
+        return axum::Json(m).into_response();
+    }
     let id = st.snowflake();
-    st.posts.push(Posted { id, channel, content: content.clone(), embeds, buttons, allowed_mentions: body["allowed_mentions"].clone() });
+    if let Some(n) = &nonce {
+        if st.nonces.len() > 100_000 {
+            st.nonces.retain(|_, (_, at)| now.duration_since(*at) < NONCE_WINDOW);
+        }
+        st.nonces.insert((channel, n.clone()), (id, now));
+    }
+    st.posts.push(Posted {
+        id,
+        channel,
+        content: content.clone(),
+        embeds,
+        buttons,
+        allowed_mentions: body["allowed_mentions"].clone(),
+        nonce: nonce.clone(),
+        at: now,
+    });
     let guild = match c.kind {
         ChannelKind::Dm { .. } => None,
         _ => Some(super::GUILD_ID),
@@ -187,6 +352,9 @@ async fn create_message(AxState(s): S, Path(id): Path<String>, axum::Json(body):
     let mut m = j::message(id, channel, guild, j::user(BOT_ID, "switchboard", true), &content, Vec::new(), &[], false);
     if let Some(o) = m.as_object_mut() {
         o.remove("member");
+        if let Some(n) = nonce {
+            o.insert("nonce".into(), Value::String(n));
+        }
     }
     st.sent_messages.insert(id, m.clone());
     axum::Json(m).into_response()

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_core::engine::{Engine, EngineConfig, RetryPolicy};
+use switchboard_core::engine::{DeliveryConfig, Engine, EngineConfig, RetryPolicy};
 use switchboard_core::pack::Pack;
 use switchboard_core::store::{MemoryStore, NewConversation, SqlStore, Store};
 use switchboard_core::types::{ConversationKey, Ticket, TicketStatus, TranscriptEntry};
@@ -59,18 +59,20 @@ pub fn pack_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../intents/okpay")
 }
 
-/// The engine settings of the tests: the staff role is the allowlist, Discord the desk, and
-/// retries are quick.
+/// The engine settings of the tests: the staff role is the allowlist, Discord the desk (with the
+/// adapter's text limits, as `switchboard run` sets them), and retries are quick.
 pub fn engine_config() -> EngineConfig {
     EngineConfig {
         agents: vec![format!("discord-role:{STAFF_ROLE}")],
         desks: vec!["discord".into()],
-        retry: RetryPolicy {
-            base: Duration::from_millis(20),
-            max: Duration::from_millis(200),
-            max_attempts: 20,
-            lease: Duration::from_secs(5),
-        },
+        retry: RetryPolicy { base: Duration::from_millis(20), max: Duration::from_millis(200), max_attempts: 20 },
+        delivery: DeliveryConfig { lease: Duration::from_secs(5), ..DeliveryConfig::default() },
+        text_limits: [
+            ("discord".to_string(), switchboard_discord::TEXT_LIMIT),
+            ("desk:discord".to_string(), switchboard_discord::DESK_TEXT_LIMIT),
+        ]
+        .into_iter()
+        .collect(),
         ..EngineConfig::default()
     }
 }

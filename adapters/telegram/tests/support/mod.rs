@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchboard_core::Lang;
-use switchboard_core::engine::{Engine, EngineConfig, RetryPolicy};
+use switchboard_core::engine::{DeliveryConfig, Engine, EngineConfig, RetryPolicy};
 use switchboard_core::pack::Pack;
 use switchboard_core::store::{SqlStore, Store};
 use switchboard_core::types::{Ticket, TicketEvent, TicketStatus};
@@ -59,12 +59,15 @@ pub fn engine_config() -> EngineConfig {
     EngineConfig {
         agents: vec![format!("telegram:{AGENT_ID}"), "desk:alice".into()],
         desks: vec![switchboard_telegram::DESK.into()],
-        retry: RetryPolicy {
-            base: Duration::from_millis(20),
-            max: Duration::from_millis(200),
-            max_attempts: 40,
-            lease: Duration::from_secs(10),
-        },
+        retry: RetryPolicy { base: Duration::from_millis(20), max: Duration::from_millis(200), max_attempts: 40 },
+        delivery: DeliveryConfig { lease: Duration::from_secs(10), ..DeliveryConfig::default() },
+        // As `switchboard run` wires them: the engine splits long texts within Telegram's limits.
+        text_limits: [
+            (switchboard_telegram::CHANNEL.to_string(), switchboard_telegram::TEXT_LIMIT),
+            (format!("desk:{}", switchboard_telegram::DESK), switchboard_telegram::DESK_TEXT_LIMIT),
+        ]
+        .into_iter()
+        .collect(),
         ..EngineConfig::default()
     }
 }
@@ -184,18 +187,21 @@ impl Harness {
     pub async fn settle(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
+            // Updates first: the offset passes an update only once it was handled (its replies
+            // queued), and the last one is confirmed only by the next poll.
+            let updates = self.fake.pending_updates();
             let pending = self.engine.store().outbox_pending().await.expect("outbox").len();
-            if pending == 0 && self.fake.pending_updates() == 0 {
-                // The last update is confirmed only by the next poll, so this is after it was handled.
+            if pending == 0 && updates == 0 {
                 return;
             }
-            assert!(Instant::now() < deadline, "timed out settling: {pending} outbox items, {} updates", self.fake.pending_updates());
+            assert!(Instant::now() < deadline, "timed out settling: {pending} outbox items, {updates} updates");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
-    /// Sends `/queue` as the agent in the General topic and waits for the answer: every update
-    /// pushed before it has then been handled (updates are handled one at a time, in order).
+    /// Sends `/queue` as the agent in the General topic and waits for the answer, then settles:
+    /// every update pushed before it has then been handled (chats are handled concurrently, so
+    /// the answer alone does not say so), and everything queued sent.
     pub async fn barrier(&self) -> String {
         let before = self.fake.sent_to(STAFF).into_iter().filter(|s| s.thread_id.is_none()).count();
         self.fake.push_group_text(STAFF, None, &agent(), "/queue");
