@@ -234,6 +234,8 @@ pub struct Engine {
     /// The outbox destinations this process is working on, by lease token (renewed by the heartbeat).
     pub(crate) working: std::sync::Mutex<HashMap<String, crate::store::Lease>>,
     stripes: Vec<tokio::sync::Mutex<()>>,
+    /// Commits planned again because another writer changed the data first.
+    conflicts: std::sync::atomic::AtomicU64,
 }
 
 impl Engine {
@@ -254,6 +256,7 @@ impl Engine {
             paused: std::sync::Mutex::new(HashMap::new()),
             working: std::sync::Mutex::new(HashMap::new()),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            conflicts: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -270,6 +273,12 @@ impl Engine {
     /// Replaces the pack (hot reload); conversations in progress continue with the new one.
     pub fn replace_brain(&self, brain: Arc<Brain>) {
         *self.brain.write().unwrap_or_else(|p| p.into_inner()) = brain;
+    }
+
+    /// How many commits were planned again because another writer (another instance, or
+    /// another engine on the same database) changed the conversation or ticket first.
+    pub fn conflicts(&self) -> u64 {
+        self.conflicts.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The settings.
@@ -347,7 +356,10 @@ impl Engine {
                         if matches!(handled.action, Action::Handoff | Action::Silent | Action::Waiting) { done.ticket_id } else { None };
                     return Ok(Handled { ticket_id, ..handled });
                 }
-                Err(StoreError::Conflict(_)) => conflict_pause(attempt).await,
+                Err(StoreError::Conflict(_)) => {
+                    self.conflicts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    conflict_pause(attempt).await;
+                }
                 Err(StoreError::Duplicate) => {
                     return Ok(Handled { action: Action::Duplicate, intent: None, lang: first_lang, replies: vec![], ticket_id: None });
                 }
@@ -524,7 +536,10 @@ impl Engine {
                     self.wake.notify_one();
                     return Ok(AgentOutcome::Done(after));
                 }
-                Err(StoreError::Conflict(_)) => conflict_pause(attempt).await,
+                Err(StoreError::Conflict(_)) => {
+                    self.conflicts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    conflict_pause(attempt).await;
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -553,6 +568,7 @@ impl Engine {
         let current = conv.ticket_id == Some(ticket.id);
         let mut commit = Commit::new(conv_next.clone(), at);
         commit.update_ticket = Some(t.clone());
+        commit.ticket_was = Some((ticket.status, ticket.agent.clone()));
         let lang = ticket.lang;
         let traditional = conv.state.traditional;
         let claim = |commit: &mut Commit, t: &mut Ticket, conv_next: &mut Conversation| {

@@ -102,9 +102,16 @@ pub async fn run(config: Config, _args: RunArgs) -> anyhow::Result<ExitCode> {
     signal().await;
     tracing::info!("shutting down");
     let _ = stop.send(true);
-    for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    // Adapters stop taking messages and the outbox gives sends in flight their grace period, all
+    // at once; whatever is still running a little after that is abandoned (nothing is lost: it
+    // is stored, and the next start resumes it).
+    let bound = engine.config().delivery.shutdown_grace + Duration::from_secs(2);
+    let all = futures_util::future::join_all(tasks.into_iter().chain(std::iter::once(outbox)));
+    if tokio::time::timeout(bound, all).await.is_err() {
+        tracing::warn!(
+            after_ms = bound.as_millis() as u64,
+            "stopped without waiting longer for unfinished work; it resumes at the next start"
+        );
     }
-    let _ = outbox.await;
     Ok(ExitCode::SUCCESS)
 }

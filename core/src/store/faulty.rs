@@ -1,10 +1,14 @@
 //! [`Faulty`]: a [`Store`] wrapper that fails every call while it is switched *down*, as a
 //! database does when it is unreachable. Tests use it to check that callers lose nothing during an
-//! outage: what cannot be stored is retried or refused to the platform, never dropped.
+//! outage: what cannot be stored is retried or refused to the platform, never dropped. It can also
+//! hold the next read of a conversation, so a test can let another writer commit in between two
+//! reads of one engine (the interleaving two instances on one database produce).
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
+use tokio::sync::oneshot;
 
 use super::{Commit, Committed, Lease, NewConversation, Store, TicketRecord};
 use crate::StoreError;
@@ -16,12 +20,22 @@ pub struct Faulty<S> {
     inner: S,
     down: AtomicBool,
     refused: AtomicU64,
+    held: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
 }
 
 impl<S: Store> Faulty<S> {
     /// A healthy wrapper around `inner`.
     pub fn new(inner: S) -> Faulty<S> {
-        Faulty { inner, down: AtomicBool::new(false), refused: AtomicU64::new(0) }
+        Faulty { inner, down: AtomicBool::new(false), refused: AtomicU64::new(0), held: Mutex::new(None) }
+    }
+
+    /// Holds the next [`Store::conversation`] read: the first receiver resolves when a read
+    /// reached the hold, and the read goes on when the sender is used (or dropped).
+    pub fn hold_next_conversation_read(&self) -> (oneshot::Receiver<()>, oneshot::Sender<()>) {
+        let (reached_tx, reached_rx) = oneshot::channel();
+        let (release_tx, release_rx) = oneshot::channel();
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Some((reached_tx, release_rx));
+        (reached_rx, release_tx)
     }
 
     /// Takes the store down (`true`) or brings it back.
@@ -51,6 +65,11 @@ impl<S: Store> Store for Faulty<S> {
     }
     async fn conversation(&self, id: i64) -> Result<Option<Conversation>, StoreError> {
         self.check()?;
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((reached, release)) = held {
+            let _ = reached.send(());
+            let _ = release.await;
+        }
         self.inner.conversation(id).await
     }
     async fn commit(&self, commit: Commit) -> Result<Committed, StoreError> {

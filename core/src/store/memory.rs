@@ -108,6 +108,11 @@ impl Store for MemoryStore {
         {
             return Err(StoreError::Duplicate);
         }
+        if let (Some(t), Some((status, agent))) = (&c.update_ticket, &c.ticket_was)
+            && g.tickets.get(&t.id).is_none_or(|stored| stored.status != *status || stored.agent != *agent)
+        {
+            return Err(StoreError::Conflict(c.conversation.id));
+        }
         // Validation done: from here on nothing fails.
         if let Some(d) = c.dedup.clone() {
             g.processed.insert(d, c.at);

@@ -52,6 +52,10 @@ pub struct Commit {
     pub open_ticket: Option<Ticket>,
     /// A ticket's new state (same id).
     pub update_ticket: Option<Ticket>,
+    /// The status and agent `update_ticket` was planned from: the update applies only if the
+    /// stored ticket still has them (else [`StoreError::Conflict`], and the caller reads again), so
+    /// one agent's change never silently overwrites another's, in any number of processes.
+    pub ticket_was: Option<(TicketStatus, Option<String>)>,
     /// Events for the commit's ticket (the opened one, else the updated one, else the conversation's).
     pub events: Vec<TicketEventKind>,
     /// Customer-visible lines for the transcript, tagged with the commit's ticket.
@@ -70,6 +74,7 @@ impl Commit {
             conversation,
             open_ticket: None,
             update_ticket: None,
+            ticket_was: None,
             events: Vec::new(),
             transcript: Vec::new(),
             outbox: Vec::new(),

@@ -178,8 +178,18 @@ async fn tickets_events_transcript_and_outbox(store: &dyn Store) {
     let mut conv = done.conversation.clone();
     conv.owner = Owner::Bot;
     conv.ticket_id = None;
+    // A change planned from a ticket that has moved since (another agent took it) is refused,
+    // and changes nothing, even with the conversation's current version.
+    let mut stale = Commit::new(conv.clone(), 40);
+    stale.update_ticket = Some(t2.clone());
+    stale.ticket_was = Some((TicketStatus::Assigned, Some("desk:bob".into())));
+    stale.transcript.push((Author::Bot, "never".into()));
+    assert!(matches!(store.commit(stale).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.ticket(tid).await.unwrap().unwrap().status, TicketStatus::Queued);
+    assert_eq!(store.transcript(c.id, 10).await.unwrap().len(), 2, "the refused commit wrote nothing");
     let mut close = Commit::new(conv, 40);
     close.update_ticket = Some(t2);
+    close.ticket_was = Some((TicketStatus::Queued, None));
     close.events.push(TicketEventKind::Closed { agent: "desk:alice".into() });
     close.transcript.push((Author::Agent("desk:alice".into()), "done".into()));
     store.commit(close).await.unwrap();
