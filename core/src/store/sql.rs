@@ -370,29 +370,33 @@ impl Store for SqlStore {
         if let Some(t) = &c.update_ticket {
             let updated = match &c.ticket_was {
                 // Only if nobody changed its owner since it was read.
-                Some((status, agent)) => sqlx::query(
-                    "UPDATE tickets SET priority = $1, fields = $2, status = $3, agent = $4, updated_at = $5 \
+                Some((status, agent)) => {
+                    sqlx::query(
+                        "UPDATE tickets SET priority = $1, fields = $2, status = $3, agent = $4, updated_at = $5 \
                      WHERE id = $6 AND status = $7 AND agent IS NOT DISTINCT FROM $8",
-                )
-                .bind(priority_num(t.priority))
-                .bind(json(&t.fields)?)
-                .bind(t.status.as_str())
-                .bind(&t.agent)
-                .bind(t.updated_at)
-                .bind(t.id)
-                .bind(status.as_str())
-                .bind(agent)
-                .execute(&mut *tx)
-                .await?,
-                None => sqlx::query("UPDATE tickets SET priority = $1, fields = $2, status = $3, agent = $4, updated_at = $5 WHERE id = $6")
+                    )
                     .bind(priority_num(t.priority))
                     .bind(json(&t.fields)?)
                     .bind(t.status.as_str())
                     .bind(&t.agent)
                     .bind(t.updated_at)
                     .bind(t.id)
+                    .bind(status.as_str())
+                    .bind(agent)
                     .execute(&mut *tx)
-                    .await?,
+                    .await?
+                }
+                None => {
+                    sqlx::query("UPDATE tickets SET priority = $1, fields = $2, status = $3, agent = $4, updated_at = $5 WHERE id = $6")
+                        .bind(priority_num(t.priority))
+                        .bind(json(&t.fields)?)
+                        .bind(t.status.as_str())
+                        .bind(&t.agent)
+                        .bind(t.updated_at)
+                        .bind(t.id)
+                        .execute(&mut *tx)
+                        .await?
+                }
             };
             if updated.rows_affected() == 0 {
                 return Err(StoreError::Conflict(conv.id));
