@@ -188,6 +188,7 @@ async fn agents_claim_reply_note_release_and_close() {
     e.agent(&alice(), AgentCommand::Claim(tid)).await.unwrap();
     let err = e.agent(&bob(), AgentCommand::Claim(tid)).await.unwrap_err();
     assert!(matches!(err, EngineError::InvalidTicketState { .. }), "{err}");
+    assert!(err.to_string().contains("is already with Alice (desk:alice)"), "the holder by name: {err}");
     let err = e.agent(&bob(), AgentCommand::Reply(tid, "hi".into())).await.unwrap_err();
     assert!(matches!(err, EngineError::InvalidTicketState { .. }), "only the owner answers: {err}");
     e.agent(&alice(), AgentCommand::Reply(tid, "Hello, I'm Alice. Let me check.".into())).await.unwrap();
@@ -620,4 +621,52 @@ async fn a_restart_keeps_the_queue_owners_transcripts_and_pending_replies() {
     assert!(h.rec.sent_to("a").iter().any(|r| r.text == "我来帮您处理"));
     // And the bot stays silent for the claimed customer.
     assert_eq!(h.say("a", "你好").await.action, Action::Silent);
+}
+
+#[tokio::test]
+async fn names_that_would_reorder_text_are_cleaned_for_agents_and_customers() {
+    let h = memory();
+    let mut inbound = h.inbound("bidi", Content::Text("转人工".into()));
+    inbound.customer_name = "\u{202E}nimda\u{202C} Eve\u{200B}".into();
+    let tid = h.engine.handle(inbound).await.unwrap().ticket_id.unwrap();
+    h.engine.flush().await.unwrap();
+    let t = h.engine.store().ticket(tid).await.unwrap().unwrap();
+    assert_eq!(t.customer_name, "nimda Eve", "no bidirectional or invisible characters reach a desk");
+    let agent = Actor::new("desk:alice", "Al\u{2067}ice\u{2069}\nx");
+    h.engine.agent(&agent, AgentCommand::Claim(tid)).await.unwrap();
+    h.engine.flush().await.unwrap();
+    let joined = h.replies("bidi").into_iter().map(|r| r.text).find(|t| t.contains("已接入")).unwrap();
+    assert!(joined.contains("客服 Alice x 已接入"), "{joined}");
+}
+
+#[tokio::test]
+async fn a_button_pressed_while_queued_shows_agents_its_label() {
+    let h = memory();
+    let pack = okpay();
+    let tid = h.say("btn", "转人工").await.ticket_id.unwrap();
+    h.desk.take();
+    // A button from an earlier answer, pressed while the ticket waits.
+    assert_eq!(h.press("btn", "intent:account_locked").await.action, Action::Silent);
+    let label = pack.intent("account_locked").unwrap().text(Lang::Zh).unwrap().label.clone();
+    let texts: Vec<String> = h
+        .desk
+        .notices()
+        .into_iter()
+        .filter_map(|(t, n)| match n {
+            DeskNotice::CustomerMessage { text } if t == tid => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, vec![format!("[{label}]")]);
+}
+
+#[tokio::test]
+async fn every_way_of_asking_for_a_person_gives_one_reason() {
+    let h = memory();
+    for (chat, text) in [("r1", "转人工"), ("r2", "human please"), ("r3", "can I talk to a real person")] {
+        let done = h.say(chat, text).await;
+        assert_eq!(done.action, Action::Handoff, "{text}");
+        let t = h.engine.store().ticket(done.ticket_id.unwrap()).await.unwrap().unwrap();
+        assert_eq!(t.reason, HandoffReason::CustomerRequest, "{text}");
+    }
 }

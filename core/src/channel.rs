@@ -140,6 +140,15 @@ pub fn ticket_title(t: &Ticket, max_chars: usize) -> String {
     one_line(&format!("{urgent}#{} {} · {}", t.id, t.customer_name, reason), max_chars)
 }
 
+/// A person's name as shown to others (agents, customers): control, zero-width and bidirectional
+/// formatting characters removed (a name with U+202E would reorder a thread title or a `name:`
+/// prefix), on one line, at most 64 characters; `fallback` when nothing is left.
+pub fn display_name(name: &str, fallback: &str) -> String {
+    let cleaned = crate::matcher::normalize::clean(name);
+    let flat = one_line(cleaned.split_whitespace().collect::<Vec<_>>().join(" ").trim(), 64);
+    if flat.is_empty() { fallback.to_string() } else { flat }
+}
+
 /// `text` on one line, cut to `max` characters with an ellipsis.
 pub fn one_line(text: &str, max: usize) -> String {
     let flat: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
@@ -325,6 +334,14 @@ mod tests {
         assert!(parts.iter().all(|p| utf16_len(p) <= 4096));
         assert_eq!(parts.concat(), emoji);
         assert_eq!(split_message("short", 10, chars_len), vec!["short"]);
+    }
+
+    #[test]
+    fn display_names_lose_what_reorders_or_hides_text() {
+        assert_eq!(display_name("\u{202E}evil\u{202C} name\n", "x"), "evil name");
+        assert_eq!(display_name("a\u{2066}b\u{200B}c", "x"), "abc");
+        assert_eq!(display_name(" \u{200F} ", "Customer"), "Customer");
+        assert_eq!(display_name(&"长".repeat(100), "x").chars().count(), 64);
     }
 
     #[test]

@@ -590,6 +590,12 @@ fn collect(mut out: Step, it: &Intent, mut fields: Vec<Field>, retries: u32, tex
 }
 
 fn handoff(out: Step, it: &Intent, fields: Vec<Field>, reason: HandoffReason) -> Step {
+    // One reason per cause: the pack's "talk to a person" intent is the customer asking for one,
+    // however they phrased it ("转人工" or "human please").
+    let reason = match reason {
+        HandoffReason::Intent(id) if id == HUMAN_INTENT => HandoffReason::CustomerRequest,
+        other => other,
+    };
     let mut out = open(out, reason, it.priority, fields);
     out.intent = Some(it.id.clone());
     out

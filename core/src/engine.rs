@@ -236,7 +236,12 @@ pub struct Engine {
     stripes: Vec<tokio::sync::Mutex<()>>,
     /// Commits planned again because another writer changed the data first.
     conflicts: std::sync::atomic::AtomicU64,
+    /// Agents' names by actor id, as recorded in the store.
+    names: std::sync::Mutex<HashMap<String, String>>,
 }
+
+/// The key-value namespace where agents' names are kept by actor id.
+pub const AGENT_NAMES: &str = "agent.names";
 
 impl Engine {
     /// An engine over `store` answering from `pack`.
@@ -257,6 +262,7 @@ impl Engine {
             working: std::sync::Mutex::new(HashMap::new()),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             conflicts: std::sync::atomic::AtomicU64::new(0),
+            names: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -305,6 +311,34 @@ impl Engine {
         &self.stripes[(h.finish() % STRIPES as u64) as usize]
     }
 
+    /// Records the name an agent goes by, so that others are told "Alice (telegram:123)" rather
+    /// than a bare platform id. Written when it changes (remembered per process meanwhile).
+    async fn remember_name(&self, actor: &Actor) {
+        let known = self.names.lock().unwrap_or_else(|p| p.into_inner()).get(&actor.id) == Some(&actor.name);
+        if known || actor.name == actor.id {
+            return;
+        }
+        match self.store.set_value(AGENT_NAMES, &actor.id, &actor.name).await {
+            Ok(()) => {
+                self.names.lock().unwrap_or_else(|p| p.into_inner()).insert(actor.id.clone(), actor.name.clone());
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot record an agent's name"),
+        }
+    }
+
+    /// How an agent is named to others: `Alice (telegram:123)`, or the bare id if no name is known.
+    async fn agent_label(&self, id: &str) -> String {
+        let cached = self.names.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
+        let name = match cached {
+            Some(n) => Some(n),
+            None => self.store.get_value(AGENT_NAMES, id).await.ok().flatten(),
+        };
+        match name {
+            Some(n) if n != id => format!("{n} ({id})"),
+            _ => id.to_string(),
+        }
+    }
+
     /// Whether the allowlist lets `actor` act on tickets.
     pub fn is_agent(&self, actor: &Actor) -> bool {
         let allowed = |id: &str| {
@@ -318,6 +352,7 @@ impl Engine {
 
     /// Handles one customer message: stores it, answers or hands off, and queues the replies.
     pub async fn handle(&self, mut inbound: Inbound) -> Result<Handled, EngineError> {
+        inbound.customer_name = crate::channel::display_name(&inbound.customer_name, "Customer");
         // A photo whose caption is only blanks is a photo.
         if let Content::Captioned { kind, text } = &mut inbound.content
             && clean(text).trim().is_empty()
@@ -384,7 +419,9 @@ impl Engine {
         commit.dedup = Some((inbound.channel.clone(), inbound.message_id.clone()));
         let stored = match &inbound.content {
             Content::Text(_) => text.unwrap_or_default().to_string(),
-            Content::Choice(p) => format!("[{}]", choice_label(&conv, p).unwrap_or(p)),
+            Content::Choice(p) => {
+                format!("[{}]", choice_label(&conv, p).map_or_else(|| payload_label(brain, conv.lang, p), str::to_string))
+            }
             Content::Unsupported(kind) => format!("[{kind}]"),
             Content::Captioned { kind, .. } => format!("[{kind}] {}", text.unwrap_or_default()),
         };
@@ -492,10 +529,13 @@ impl Engine {
 
     /// Runs an agent command. Anyone not on the allowlist is refused, and the attempt logged.
     pub async fn agent(&self, actor: &Actor, cmd: AgentCommand) -> Result<AgentOutcome, EngineError> {
+        let named = Actor { name: crate::channel::display_name(&actor.name, "Agent"), ..actor.clone() };
+        let actor = &named;
         if !self.is_agent(actor) {
             tracing::warn!(actor = %actor.id, command = ?command_name(&cmd), "refused an agent command from someone not on the allowlist");
             return Err(EngineError::NotAnAgent);
         }
+        self.remember_name(actor).await;
         tracing::info!(actor = %actor.id, command = ?command_name(&cmd), "agent command");
         match cmd {
             AgentCommand::Queue => Ok(AgentOutcome::Queue(self.store.tickets(&[TicketStatus::Queued, TicketStatus::Assigned]).await?)),
@@ -530,7 +570,11 @@ impl Engine {
         for attempt in 0..CONFLICT_RETRIES {
             let ticket = self.store.ticket(id).await?.ok_or(EngineError::NoSuchTicket(id))?;
             let conv = self.store.conversation(ticket.conversation_id).await?.ok_or(EngineError::NoSuchTicket(id))?;
-            let (commit, after) = self.plan_ticket_action(actor, ticket, conv, cmd)?;
+            let holder = match &ticket.agent {
+                Some(a) if a != &actor.id => Some(self.agent_label(a).await),
+                _ => None,
+            };
+            let (commit, after) = self.plan_ticket_action(actor, ticket, conv, cmd, holder)?;
             match self.store.commit(self.split_commit(commit)).await {
                 Ok(_) => {
                     self.wake.notify_one();
@@ -552,13 +596,14 @@ impl Engine {
         ticket: Ticket,
         conv: Conversation,
         cmd: &AgentCommand,
+        holder: Option<String>,
     ) -> Result<(Commit, Ticket), EngineError> {
         let at = now_ms().max(ticket.updated_at);
         let invalid = |why: String| EngineError::InvalidTicketState { ticket: ticket.id, why };
         let closed = ticket.status == TicketStatus::Closed;
         let mine = ticket.agent.as_deref() == Some(actor.id.as_str());
         let other = match (&ticket.status, &ticket.agent) {
-            (TicketStatus::Assigned, Some(a)) if a != &actor.id => Some(a.clone()),
+            (TicketStatus::Assigned, Some(a)) if a != &actor.id => Some(holder.unwrap_or_else(|| a.clone())),
             _ => None,
         };
         let mut t = ticket.clone();
@@ -687,6 +732,21 @@ fn choice_label<'a>(conv: &'a Conversation, payload: &str) -> Option<&'a str> {
     match &conv.state.pending {
         dialogue::Pending::Choices { choices } => choices.iter().find(|c| c.payload == payload).map(|c| c.label.as_str()),
         _ => None,
+    }
+}
+
+/// The label a button with `payload` had, for a button pressed after its choices were put away
+/// (an old message's button, pressed while the ticket waits): agents see words, not payloads.
+fn payload_label(brain: &Brain, lang: Lang, payload: &str) -> String {
+    if let Some(id) = payload.strip_prefix(dialogue::PAYLOAD_INTENT)
+        && let Some(text) = brain.pack.intent(id).and_then(|it| it.text(lang))
+    {
+        return text.label.clone();
+    }
+    match payload {
+        dialogue::PAYLOAD_HUMAN | dialogue::PAYLOAD_HUMAN_FALLBACK => Phrase::HumanButton.text(lang).to_string(),
+        dialogue::PAYLOAD_NONE => Phrase::NoneButton.text(lang).to_string(),
+        other => other.to_string(),
     }
 }
 
