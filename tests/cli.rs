@@ -188,7 +188,8 @@ fn eval_scores_a_test_csv_cross_validates_the_pack_and_refuses_bad_arguments() {
     assert_eq!(report["intents"], 15);
     assert_eq!(report["clean"]["n"], 5);
     let acc = report["clean"]["accuracy"].as_f64().expect("accuracy");
-    assert!((0.0..=1.0).contains(&acc), "{acc}");
+    // Five plain phrasings of the pack's own intents: each one is matched.
+    assert!((acc - 1.0).abs() < 1e-9, "{acc}");
     let langs: Vec<&str> =
         report["clean"]["per_language"].as_array().expect("languages").iter().filter_map(|l| l["lang"].as_str()).collect();
     assert_eq!(langs, ["en", "zh"]);

@@ -95,6 +95,27 @@ impl Harness {
         }
     }
 
+    /// The stored conversation of `chat` (it must exist).
+    pub async fn conversation(&self, chat: &str) -> switchboard_core::types::Conversation {
+        let key = switchboard_core::types::ConversationKey { channel: CHANNEL.into(), chat: chat.into() };
+        let new = switchboard_core::store::NewConversation {
+            key,
+            customer_id: String::new(),
+            customer_name: String::new(),
+            lang: switchboard_core::Lang::En,
+            at: 0,
+        };
+        let conv = self.engine.store().open_conversation(new).await.unwrap();
+        assert!(!conv.customer_id.is_empty(), "no conversation {chat} was stored");
+        conv
+    }
+
+    /// Every ticket, whatever its state.
+    pub async fn all_tickets(&self) -> Vec<switchboard_core::types::Ticket> {
+        use switchboard_core::types::TicketStatus::{Assigned, Closed, Queued};
+        self.engine.store().tickets(&[Queued, Assigned, Closed]).await.unwrap()
+    }
+
     /// The customer in `chat` types `text`; the outbox is flushed.
     pub async fn say(&self, chat: &str, text: &str) -> Handled {
         let h = self.engine.handle(self.inbound(chat, Content::Text(text.into()))).await.unwrap();
