@@ -11,8 +11,8 @@
 //!   once: the lease is set far longer than the test's deadline, so only that explains the rest
 //!   arriving in time.
 //! - Stopped with SIGTERM over a large backlog: the process exits within
-//!   `delivery.shutdown_grace` and a little more, repeats nothing, and the next start delivers
-//!   the rest.
+//!   `delivery.shutdown_grace` and a little more, and the next start delivers the rest, repeating
+//!   at most the one send per chat that the end of the grace cut off.
 
 #![allow(clippy::unwrap_used)]
 
@@ -254,7 +254,9 @@ async fn killed_mid_delivery_every_customer_gets_every_answer_in_order_with_at_m
             fake.push_text(c, q);
         }
     }
-    // Killed once some answers are out and some are not: sends are then in flight.
+    // Killed once some answers are out and some are not: sends are then in flight. (The check
+    // usually fires just after a burst the throttle let go, so every chat being worked has a
+    // message the fake accepted and the process has not recorded: the bound is reached.)
     let out = wait_for(TIMEOUT, || {
         let n = count(&received(&fake, &customers));
         (n >= total / 4).then_some(n)

@@ -41,7 +41,7 @@ async fn edits_are_picked_up_and_invalid_edits_refused() {
     let old = h.engine.brain().pack.intent("thanks").unwrap().text[&Lang::En].answer.clone();
     let edited = src.replacen(&old, "Glad to help, from the reloaded pack!", 1);
     assert_ne!(edited, src, "the answer is in the file as written");
-    tokio::time::sleep(Duration::from_millis(20)).await; // a later mtime
+    // Written at once: the watcher compares contents, not modification times.
     std::fs::write(&file, edited).unwrap();
     let engine = h.engine.clone();
     assert!(eventually(|| engine.brain().pack.intent("thanks").unwrap().text[&Lang::En].answer.contains("reloaded pack")).await);
@@ -50,7 +50,8 @@ async fn edits_are_picked_up_and_invalid_edits_refused() {
     // An invalid edit is refused; the running pack keeps answering.
     std::fs::write(dir.path().join("broken.toml"), "id = \"broken\"\nnonsense = 1\n").unwrap();
     assert!(watcher.reload_now().await.is_err());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The watcher itself sees the change too, and refuses it: wait for that, then check.
+    assert!(eventually(|| watcher.loads().1 >= 2).await, "the watcher tried the broken pack: {:?}", watcher.loads());
     assert!(h.engine.brain().pack.intent("broken").is_none());
     assert!(h.say("c", "thank you so much").await.replies[0].text.contains("reloaded pack"));
     let _ = stop_tx.send(());

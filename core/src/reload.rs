@@ -6,25 +6,27 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::PackError;
 use crate::engine::{Brain, Engine};
 use crate::pack::Pack;
 
-/// The newest modification time of the pack's TOML files and their count (so deletions count).
-fn fingerprint(dir: &Path) -> Option<(SystemTime, usize)> {
-    let mut newest = SystemTime::UNIX_EPOCH;
-    let mut n = 0;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        if entry.path().extension().is_some_and(|x| x == "toml") {
-            n += 1;
-            if let Ok(m) = entry.metadata().and_then(|m| m.modified()) {
-                newest = newest.max(m);
-            }
-        }
+/// A digest of the pack's TOML files, names and contents: any edit changes it, however coarse the
+/// file system's modification times (1–2 s on some), and so does adding or removing a file. Packs
+/// are a few dozen kilobytes, so reading them at every poll is cheap.
+fn fingerprint(dir: &Path) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+    files.sort();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for f in files {
+        f.file_name().hash(&mut h);
+        std::fs::read(&f).unwrap_or_default().hash(&mut h);
     }
-    Some((newest, n))
+    Some(h.finish())
 }
 
 /// Reloads one pack folder into one engine.
@@ -33,12 +35,24 @@ pub struct PackWatcher {
     engine: Arc<Engine>,
     dir: PathBuf,
     values: BTreeMap<String, String>,
+    /// Loads tried so far, and how many of them were refused.
+    tried: Arc<AtomicU64>,
+    refused: Arc<AtomicU64>,
+    /// The files as they were when the watcher was made (the pack the engine runs).
+    baseline: Option<u64>,
 }
 
 impl PackWatcher {
     /// Watches `dir`, applying `values` (configuration overrides) to every load.
     pub fn new(engine: Arc<Engine>, dir: PathBuf, values: BTreeMap<String, String>) -> PackWatcher {
-        PackWatcher { engine, dir, values }
+        let baseline = fingerprint(&dir);
+        PackWatcher { engine, dir, values, tried: Arc::new(AtomicU64::new(0)), refused: Arc::new(AtomicU64::new(0)), baseline }
+    }
+
+    /// How many loads were tried (on change, or asked for), and how many of them were refused:
+    /// what tests (and logs) wait on instead of guessing how long a reload takes.
+    pub fn loads(&self) -> (u64, u64) {
+        (self.tried.load(Ordering::SeqCst), self.refused.load(Ordering::SeqCst))
     }
 
     /// Loads and trains the pack now; on success swaps it in, on failure keeps the running one.
@@ -53,6 +67,7 @@ impl PackWatcher {
         })
         .await
         .map_err(|e| PackError::Io { path: self.dir.display().to_string(), source: std::io::Error::other(e.to_string()) })?;
+        self.tried.fetch_add(1, Ordering::SeqCst);
         match loaded {
             Ok(brain) => {
                 let n = brain.pack.intents.len();
@@ -61,6 +76,7 @@ impl PackWatcher {
                 Ok(n)
             }
             Err(e) => {
+                self.refused.fetch_add(1, Ordering::SeqCst);
                 tracing::error!(error = %e, "the edited intent pack is invalid; keeping the running one");
                 Err(e)
             }
@@ -70,7 +86,7 @@ impl PackWatcher {
     /// Polls the folder every `every` until `shutdown` completes, reloading on change.
     pub async fn run(self, every: Duration, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let mut last = fingerprint(&self.dir);
+        let mut last = self.baseline;
         loop {
             tokio::select! {
                 () = &mut shutdown => return,
