@@ -28,14 +28,15 @@ use tokio::sync::watch;
 
 const TG_TOKEN: &str = "123456789:AAHbench-Token_for_the_fake";
 
-/// FAQ questions customers ask, each answered with one message.
+/// FAQ questions customers ask, each answered with one message (none leads to a person: a
+/// handoff's reply carries the customer's place in the queue, which depends on the others).
 const QUESTIONS: &[(&str, &str)] = &[
     ("my account is locked", "en"),
     ("how do I close my account", "en"),
     ("我的账号被锁了", "zh-hans"),
     ("转账失败了怎么办", "zh-hans"),
     ("my transfer is pending for hours", "en"),
-    ("someone stole my account", "en"),
+    ("how do I keep my account safe", "en"),
 ];
 
 fn env_list(name: &str, default: &str) -> Vec<String> {
@@ -255,8 +256,8 @@ async fn telegram(brain: &Arc<Brain>, run: &TgRun) -> (Report, Report) {
         chats.insert(flooder.to_string(), Chat { expected: expected(brain, &s).await, asked: Vec::new() });
     }
     if run.failing_chat {
-        // The first customer's sends fail with 500 five times (teloxide also waits 10 s on each).
-        fake.state().fail("sendMessage", Some(10_000), Fault::ServerError, 5);
+        // The first customer's sends fail with 500 twice (teloxide also waits 10 s on each).
+        fake.state().fail("sendMessage", Some(10_000), Fault::ServerError, 2);
     }
     let started = Instant::now();
     let state = fake.state().clone();
@@ -443,7 +444,7 @@ fn main() {
                             failing_chat,
                         };
                         let (_, others) = telegram(&brain, &run).await;
-                        let what = if failing_chat { "one chat answered 500 five times" } else { "no failing chat" };
+                        let what = if failing_chat { "one chat answered 500 twice" } else { "no failing chat" };
                         println!("{}", others.line(&format!("telegram 99 others × 2 over 5 s, {what}, {ms} ms, {store}")));
                     }
                 }

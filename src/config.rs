@@ -64,7 +64,8 @@ pub struct Delivery {
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
     /// This instance's name on the destinations it sends to (give each instance sharing a
-    /// PostgreSQL database its own, stable across restarts); host name and process id by default.
+    /// PostgreSQL database from one host its own, stable across restarts); by default the host
+    /// name and the database, so a restarted process takes its unfinished destinations back at once.
     pub instance: Option<String>,
     /// Seconds a dead instance's destinations stay leased before another takes them over.
     #[serde(default = "default_lease_seconds")]

@@ -236,6 +236,8 @@ pub struct Engine {
     stripes: Vec<tokio::sync::Mutex<()>>,
     /// Commits planned again because another writer changed the data first.
     conflicts: std::sync::atomic::AtomicU64,
+    /// Set while [`Engine::run_outbox`] shuts down: workers finish their send and take no more.
+    pub(crate) stopping: std::sync::atomic::AtomicBool,
     /// Agents' names by actor id, as recorded in the store.
     names: std::sync::Mutex<HashMap<String, String>>,
 }
@@ -262,6 +264,7 @@ impl Engine {
             working: std::sync::Mutex::new(HashMap::new()),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             conflicts: std::sync::atomic::AtomicU64::new(0),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             names: std::sync::Mutex::new(HashMap::new()),
         })
     }

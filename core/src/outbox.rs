@@ -164,7 +164,8 @@ impl Engine {
                 }
                 Outcome::GiveUp(reason) => self.give_up(lease, &item, reason).await,
             };
-            if !keep_going {
+            // Shutting down: finish the send in flight, take no more (the rest stays queued).
+            if !keep_going || self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
                 return handled;
             }
             let next = self.persist_value(lease, || self.store().outbox_next(lease, now_ms(), lease_ms)).await;
@@ -325,6 +326,7 @@ impl Engine {
     /// sends in flight get `delivery.shutdown_grace` to finish; what is left stays queued.
     pub async fn run_outbox(self: Arc<Self>, poll: Duration, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        self.stopping.store(false, std::sync::atomic::Ordering::SeqCst);
         let d = self.config().delivery.clone();
         match self.store().release_leases(&d.instance).await {
             Ok(0) => {}
@@ -375,7 +377,9 @@ impl Engine {
                 () = tokio::time::sleep(poll) => {}
             }
         }
-        // Shutting down: let sends in flight finish for a while, leave the rest for the next start.
+        // Shutting down: sends in flight may finish (for a while); no worker takes another item,
+        // and the rest stays queued for the next start.
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
         let pending = workers.len();
         let finished = tokio::time::timeout(d.shutdown_grace, async { while workers.join_next().await.is_some() {} }).await;
         if finished.is_err() {

@@ -410,3 +410,25 @@ async fn long_replies_and_agent_messages_are_split_before_they_are_queued() {
     assert!(notes.len() >= long.chars().count() / 100 && notes.iter().all(|t| t.chars().count() <= 100), "{notes:?}");
     assert_eq!(squash(&notes.concat()), squash(&long));
 }
+
+#[tokio::test]
+async fn at_shutdown_a_busy_chat_finishes_its_send_in_flight_and_takes_no_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqlStore::open_sqlite(dir.path()).await.unwrap());
+    // Each send takes a while; the chat has far more than one turn's worth queued.
+    let probe = Probe::new("p", Duration::from_millis(100));
+    queue(&*store, "p", "busy", &numbered("busy", 50)).await;
+    let mut cfg = config(4, "a");
+    cfg.delivery.shutdown_grace = Duration::from_secs(5);
+    let engine = Engine::new(store.clone(), pack(), cfg);
+    engine.add_channel(probe.clone());
+    let run = Running::start(&engine);
+    probe.until("a first reply", |s| !s.is_empty()).await;
+    let before = probe.sent().len();
+    run.stop().await;
+    let after = probe.sent().len();
+    // Only the send in flight when shutdown began went out (it was not cut off either).
+    assert!(after <= before + 2, "{before} sent before shutdown, {after} after");
+    let pending = store.outbox_pending().await.unwrap().len();
+    assert_eq!(pending + after, 50, "the rest stays queued, nothing lost or doubled");
+}

@@ -311,13 +311,26 @@ impl Telegram {
                 }
             }
         };
-        if let Err(e) = self.engine.agent(actor, cmd).await {
-            // EngineError's text is written for agents.
-            let e = match e {
-                EngineError::Store(_) => "storage is unavailable, please try again".to_string(),
-                other => other.to_string(),
-            };
-            say(format!("⚠️ {e}")).await;
+        let noted = match &cmd {
+            AgentCommand::Note(id, _) => Some(*id),
+            _ => None,
+        };
+        match self.engine.agent(actor, cmd).await {
+            // The desk does not echo what was written here, so say the note is kept (the Discord
+            // desk confirms it too).
+            Ok(_) => {
+                if let Some(id) = noted {
+                    say(format!("📝 Note added to ticket #{id}; the customer does not see it.")).await;
+                }
+            }
+            Err(e) => {
+                // EngineError's text is written for agents.
+                let e = match e {
+                    EngineError::Store(_) => "storage is unavailable, please try again".to_string(),
+                    other => other.to_string(),
+                };
+                say(format!("⚠️ {e}")).await;
+            }
         }
     }
 

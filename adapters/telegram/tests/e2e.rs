@@ -185,6 +185,7 @@ async fn a_note_never_reaches_the_customer() {
     let before = h.to_customer(&sam).len();
 
     h.fake.push_group_text(STAFF, Some(thread), &agent(), "/note customer sounds upset, check the 3 failed logins");
+    h.topic_says(thread, &format!("📝 Note added to ticket #{}", ticket.id)).await;
     h.barrier().await;
     let notes: Vec<_> = h.events(ticket.id).await.into_iter().filter(|e| matches!(e.kind, TicketEventKind::Note { .. })).collect();
     assert_eq!(notes.len(), 1, "the note is on the ticket");
