@@ -72,6 +72,20 @@ pub fn to_traditional(text: &str) -> String {
     }
 }
 
+/// `reply` as a customer writing traditional Chinese should read it (only Chinese replies change).
+pub(crate) fn in_script(reply: crate::types::Reply, lang: crate::Lang, traditional: bool) -> crate::types::Reply {
+    let choices = reply.choices.into_iter().map(|c| in_script_choice(c, lang, traditional)).collect();
+    crate::types::Reply { text: in_script_text(reply.text, lang, traditional), choices }
+}
+
+pub(crate) fn in_script_choice(c: crate::types::Choice, lang: crate::Lang, traditional: bool) -> crate::types::Choice {
+    crate::types::Choice { label: in_script_text(c.label, lang, traditional), ..c }
+}
+
+fn in_script_text(text: String, lang: crate::Lang, traditional: bool) -> String {
+    if lang == crate::Lang::Zh && traditional { to_traditional(&text) } else { text }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@
 //! ([`engine`]). Platform adapters translate their events into [`types::Inbound`] and implement
 //! [`channel::Channel`] and [`channel::AgentDesk`]; nothing here knows a platform SDK.
 
+pub mod agents;
 pub mod channel;
 pub mod dialogue;
 pub mod engine;
