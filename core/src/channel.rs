@@ -129,15 +129,72 @@ pub fn ticket_summary(view: &TicketView) -> String {
     s.trim_end().to_string()
 }
 
-/// A short title for a ticket (thread or topic names): `#12 Alice · transfer_not_received`.
-pub fn ticket_title(t: &Ticket, max_chars: usize) -> String {
-    let reason = match &t.reason {
+/// Why a ticket was opened, in the same words on every desk: the intent's id, `not understood`,
+/// or `asked for a person`.
+pub fn reason_text(reason: &crate::types::HandoffReason) -> String {
+    match reason {
         crate::types::HandoffReason::Intent(id) => id.clone(),
         crate::types::HandoffReason::RepeatedFallback => "not understood".into(),
         crate::types::HandoffReason::CustomerRequest => "asked for a person".into(),
-    };
+    }
+}
+
+/// A short title for a ticket (thread or topic names): `#12 Alice · transfer_not_received`.
+pub fn ticket_title(t: &Ticket, max_chars: usize) -> String {
     let urgent = if t.priority == crate::types::Priority::Urgent { "🔴 " } else { "" };
-    one_line(&format!("{urgent}#{} {} · {}", t.id, t.customer_name, reason), max_chars)
+    one_line(&format!("{urgent}#{} {} · {}", t.id, t.customer_name, reason_text(&t.reason)), max_chars)
+}
+
+/// One ticket of a queue listing, with what every desk shows of it; each desk renders it its own
+/// way (the [`Display`](std::fmt::Display) form is the plain one), adding links or mentions.
+#[derive(Debug, Clone)]
+pub struct QueueLine<'a> {
+    /// The ticket.
+    pub ticket: &'a Ticket,
+    /// The agent who has it (actor id), if assigned.
+    pub holder: Option<&'a str>,
+    /// [`reason_text`].
+    pub reason: String,
+    /// Whole minutes since it opened.
+    pub waiting_minutes: i64,
+}
+
+impl<'a> QueueLine<'a> {
+    /// The line for `ticket` at time `now`.
+    pub fn new(ticket: &'a Ticket, now: crate::types::Millis) -> QueueLine<'a> {
+        let holder = match (&ticket.status, &ticket.agent) {
+            (crate::types::TicketStatus::Assigned, Some(a)) => Some(a.as_str()),
+            _ => None,
+        };
+        QueueLine { ticket, holder, reason: reason_text(&ticket.reason), waiting_minutes: (now - ticket.created_at).max(0) / 60_000 }
+    }
+
+    /// `🔴 ` for an urgent ticket, else nothing.
+    pub fn urgent_mark(&self) -> &'static str {
+        if self.ticket.priority == crate::types::Priority::Urgent { "🔴 " } else { "" }
+    }
+}
+
+impl std::fmt::Display for QueueLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.ticket;
+        let who = match self.holder {
+            Some(a) => format!("with {a}"),
+            None => t.status.as_str().to_string(),
+        };
+        write!(
+            f,
+            "{}#{} {} · {} · {} · {} · {} · {} min",
+            self.urgent_mark(),
+            t.id,
+            t.priority.as_str(),
+            who,
+            one_line(&t.customer_name, 40),
+            self.reason,
+            t.key.channel,
+            self.waiting_minutes
+        )
+    }
 }
 
 /// A person's name as shown to others (agents, customers): control, zero-width and bidirectional

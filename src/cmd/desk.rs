@@ -124,7 +124,7 @@ fn ticket_line(t: &Ticket) -> String {
         t.status.as_str(),
         t.key.channel,
         channel::one_line(&t.customer_name, 20),
-        channel::one_line(&t.reason.to_string(), 28),
+        channel::one_line(&channel::reason_text(&t.reason), 28),
         ago(t.created_at),
         t.agent.as_deref().map(|a| format!("  ({a})")).unwrap_or_default()
     )

@@ -5,7 +5,7 @@
 
 use switchboard_core::dialogue::PAYLOAD_START;
 use switchboard_core::engine::{AgentCommand, AgentOutcome};
-use switchboard_core::types::{Actor, Content, Inbound, Ticket, TicketStatus, now_ms};
+use switchboard_core::types::{Actor, Content, Inbound, Ticket, now_ms};
 use switchboard_core::{EngineError, Lang, hant};
 use teloxide::prelude::*;
 use teloxide::types::{CallbackQuery, MediaKind, Message, MessageKind, UpdateKind, User};
@@ -341,22 +341,7 @@ impl Telegram {
         let now = now_ms();
         let mut s = format!("Tickets ({}):", tickets.len());
         for t in tickets {
-            let waited = (now - t.created_at).max(0) / 60_000;
-            let who = match (&t.status, &t.agent) {
-                (TicketStatus::Assigned, Some(a)) => format!("with {a}"),
-                _ => t.status.as_str().to_string(),
-            };
-            s.push_str(&format!(
-                "\n{}#{} {} · {} · {} · {} · {} · {} min",
-                if t.priority == switchboard_core::types::Priority::Urgent { "🔴 " } else { "" },
-                t.id,
-                t.priority.as_str(),
-                who,
-                t.customer_name,
-                t.reason,
-                t.key.channel,
-                waited
-            ));
+            s.push_str(&format!("\n{}", switchboard_core::channel::QueueLine::new(t, now)));
             if let Ok(Some(thread)) = topic_of(self.engine.store().as_ref(), staff, t.id).await
                 && let Some(link) = topic_link(staff, thread)
             {
