@@ -104,6 +104,85 @@ pub fn shard_of(channel: ChannelId, user: Option<UserId>) -> usize {
     usize::try_from(mix(key) % SHARDS as u64).unwrap_or_default()
 }
 
+/// How many recent gateway events [`Progress`] remembers.
+pub const PROGRESS_RECENT: usize = 4096;
+
+/// What the workers have done, for health checks and tests: how many times each recent gateway
+/// event (a message or interaction id; the last [`PROGRESS_RECENT`] ids) reached the handler and
+/// was handled, and how many of the bot's own posts (slash command answers, warnings in threads)
+/// are still being sent in the background. An event counts as handled once its worker is done
+/// with it: the engine has committed it (its replies wait in the outbox) or it was ignored.
+#[derive(Debug, Default)]
+pub struct Progress {
+    events: std::sync::Mutex<RecentEvents>,
+    background: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct RecentEvents {
+    /// Per id: (received, handled).
+    counts: std::collections::HashMap<u64, (u32, u32)>,
+    /// Ids, oldest first, to forget the oldest.
+    order: std::collections::VecDeque<u64>,
+}
+
+impl Progress {
+    fn events(&self) -> std::sync::MutexGuard<'_, RecentEvents> {
+        self.events.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn count(&self, id: u64, f: impl FnOnce(&mut (u32, u32))) {
+        let mut ev = self.events();
+        if !ev.counts.contains_key(&id) {
+            if ev.order.len() >= PROGRESS_RECENT
+                && let Some(old) = ev.order.pop_front()
+            {
+                ev.counts.remove(&old);
+            }
+            ev.order.push_back(id);
+        }
+        f(ev.counts.entry(id).or_default());
+    }
+
+    fn received_event(&self, id: u64) {
+        self.count(id, |c| c.0 = c.0.saturating_add(1));
+    }
+
+    fn handled_event(&self, id: u64) {
+        self.count(id, |c| c.1 = c.1.saturating_add(1));
+    }
+
+    /// How many times the event `id` (a message or interaction id) reached the gateway handler.
+    pub fn received(&self, id: u64) -> u32 {
+        self.events().counts.get(&id).map_or(0, |c| c.0)
+    }
+
+    /// How many times the event `id` was handled (a redelivered message counts again).
+    pub fn handled(&self, id: u64) -> u32 {
+        self.events().counts.get(&id).map_or(0, |c| c.1)
+    }
+
+    /// The bot's own posts still being sent in the background (outside the outbox).
+    pub fn background(&self) -> usize {
+        self.background.load(Ordering::SeqCst)
+    }
+
+    /// Counts a background send until the returned guard drops.
+    fn background_send(self: &Arc<Self>) -> BackgroundSend {
+        self.background.fetch_add(1, Ordering::SeqCst);
+        BackgroundSend(self.clone())
+    }
+}
+
+/// A background send in progress (see [`Progress::background`]).
+struct BackgroundSend(Arc<Progress>);
+
+impl Drop for BackgroundSend {
+    fn drop(&mut self) {
+        self.0.background.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// The messages queued in each support channel and not yet handled, so that the channel's mark
 /// (the last message handled there, where the catch-up starts) never passes one of them: customers
 /// there are handled concurrently, and a later message may be done before an earlier one.
@@ -270,6 +349,7 @@ pub(crate) struct Inbox {
     sessions: mpsc::Sender<Session>,
     support: Arc<std::collections::HashSet<u64>>,
     pub(crate) in_flight: Arc<InFlight>,
+    pub(crate) progress: Arc<Progress>,
 }
 
 /// The receiving ends, for the workers.
@@ -288,6 +368,7 @@ pub(crate) fn queues(support_channels: &[u64]) -> (Inbox, Queues) {
         sessions: session_tx,
         support: Arc::new(support_channels.iter().copied().collect()),
         in_flight: Arc::default(),
+        progress: Arc::default(),
     };
     (inbox, Queues { shards: rxs, sessions: session_rx })
 }
@@ -295,6 +376,7 @@ pub(crate) fn queues(support_channels: &[u64]) -> (Inbox, Queues) {
 impl Inbox {
     /// Queues an event on its conversation's queue, waiting while that queue is full.
     async fn push(&self, ev: Incoming) {
+        self.progress.received_event(ev.order());
         let (channel, user) = ev.conversation(&self.support);
         if let (Incoming::Message(m), Some(_)) = (&ev, user) {
             self.in_flight.queued(channel.get(), m.id.get());
@@ -380,6 +462,8 @@ pub(crate) struct Worker {
     pub(crate) caught_up: std::sync::Mutex<std::collections::HashSet<u64>>,
     /// Support-channel messages queued and not yet handled (shared with the [`Inbox`]).
     pub(crate) in_flight: Arc<InFlight>,
+    /// What was received and handled (shared with the [`Inbox`]).
+    pub(crate) progress: Arc<Progress>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -492,9 +576,16 @@ impl Worker {
                 if let Some(mark) = self.in_flight.finished(msg.channel_id.get(), msg.id.get()) {
                     self.write_mark(NS_SEEN, msg.channel_id, MessageId::new(mark)).await;
                 }
+                self.progress.handled_event(msg.id.get());
             }
-            Job::Event(Incoming::Click(click)) => self.on_click(&click).await,
-            Job::Event(Incoming::Command(cmd)) => self.on_command(&cmd).await,
+            Job::Event(Incoming::Click(click)) => {
+                self.on_click(&click).await;
+                self.progress.handled_event(click.id.get());
+            }
+            Job::Event(Incoming::Command(cmd)) => {
+                self.on_command(&cmd).await;
+                self.progress.handled_event(cmd.id.get());
+            }
             Job::Pause { reached, resume } => {
                 let _ = reached.send(());
                 if *stop.borrow() {
@@ -838,7 +929,11 @@ impl Worker {
     /// Posts lines of ours in a channel, in order, in the background.
     fn say_all(&self, channel: ChannelId, texts: Vec<String>) {
         let http = self.http.clone();
-        tokio::spawn(post_all(http, channel, texts));
+        let sending = self.progress.background_send();
+        tokio::spawn(async move {
+            post_all(http, channel, texts).await;
+            drop(sending);
+        });
     }
 
     /// Answers a slash command, in the background.
@@ -851,7 +946,9 @@ impl Worker {
     fn respond_then(&self, cmd: &CommandInteraction, text: String, ephemeral: bool, then: Option<(ChannelId, Vec<String>)>) {
         let http = self.http.clone();
         let (id, token) = (cmd.id, cmd.token.clone());
+        let sending = self.progress.background_send();
         tokio::spawn(async move {
+            let _sending = sending;
             let text = if text.chars().count() > format::MESSAGE_LIMIT {
                 text.chars().take(format::MESSAGE_LIMIT - 1).chain(['…']).collect()
             } else {
@@ -997,6 +1094,27 @@ async fn post_all(http: Arc<Http>, channel: ChannelId, texts: Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_counts_each_delivery_and_forgets_the_oldest() {
+        let p = Arc::new(Progress::default());
+        p.received_event(7);
+        assert_eq!((p.received(7), p.handled(7)), (1, 0));
+        p.handled_event(7);
+        p.received_event(7);
+        p.handled_event(7);
+        assert_eq!((p.received(7), p.handled(7)), (2, 2), "a redelivery counts again");
+        for id in 100..100 + PROGRESS_RECENT as u64 {
+            p.handled_event(id);
+        }
+        assert_eq!(p.handled(7), 0, "forgotten: bounded");
+        assert_eq!(p.handled(100 + PROGRESS_RECENT as u64 - 1), 1);
+        assert!(p.events().counts.len() <= PROGRESS_RECENT);
+        let sending = p.background_send();
+        assert_eq!(p.background(), 1);
+        drop(sending);
+        assert_eq!(p.background(), 0);
+    }
 
     #[test]
     fn a_conversation_always_has_the_same_queue_and_conversations_spread() {

@@ -128,7 +128,16 @@ impl Discord {
     /// (and the desk `"discord"` when a staff channel is configured) with `engine`. The token is
     /// only passed to Discord, never logged.
     pub async fn connect(engine: Arc<Engine>, token: &str, config: DiscordConfig) -> Result<Discord, Error> {
-        let http = rest_builder(token, config.api_url.as_deref()).build();
+        Discord::connect_with(engine, rest_builder(token, config.api_url.as_deref()), config).await
+    }
+
+    /// [`Discord::connect`] over a REST client of the caller's (its token set, its rate limiter
+    /// kept or not); `config.api_url` is not read. For tests: serenity's own rate limiter (which
+    /// always sends to `https://discord.com`) over a `reqwest` client that resolves discord.com to
+    /// a local TLS front of the fake (`tests/ratelimiter.rs`).
+    #[doc(hidden)]
+    pub async fn connect_with(engine: Arc<Engine>, http: HttpBuilder, config: DiscordConfig) -> Result<Discord, Error> {
+        let http = http.default_allowed_mentions(format::no_mentions()).build();
         let me = current_user(&http).await?;
         let staff_guild = match (config.staff_guild_id, config.staff_channel_id) {
             (Some(g), _) => Some(GuildId::new(g)),
@@ -140,6 +149,7 @@ impl Discord {
         };
         let (inbox, queues) = bot::queues(&config.support_channel_ids);
         let in_flight = inbox.in_flight.clone();
+        let progress = inbox.progress.clone();
         let client = ClientBuilder::new_with_http(http, intents())
             .event_handler(bot::Handler { inbox })
             .await
@@ -167,8 +177,15 @@ impl Discord {
             seen: std::sync::Mutex::default(),
             caught_up: std::sync::Mutex::default(),
             in_flight,
+            progress,
         });
         Ok(Discord { worker, client, queues })
+    }
+
+    /// What the adapter received and handled so far (shared with its workers; keep it before
+    /// [`Discord::spawn`]).
+    pub fn progress(&self) -> Arc<bot::Progress> {
+        self.worker.progress.clone()
     }
 
     /// The bot's own user id.

@@ -1,6 +1,9 @@
 //! End to end: the real serenity client of the adapter against the fake Discord on 127.0.0.1
 //! (REST through the proxy setting, gateway over `ws://`), the real engine and the OKPay pack.
-//! Every wait polls a condition with a generous timeout; nothing sleeps to assert.
+//! Every wait polls a condition with a generous timeout; nothing sleeps to assert. A check that
+//! nothing more was sent comes after `Harness::settle`, which waits for the adapter to have handled
+//! every event the fake sent it (`Progress`) and for the outbox to drain. The few sleeps left are
+//! the scenario itself (how long an outage lasts, a wait Discord told the client), each says so.
 
 mod common;
 
@@ -83,11 +86,16 @@ async fn messages_sent_during_a_database_outage_are_answered_in_order_when_it_en
     let ann = customer(251, "ann");
     let dm = h.dm_channel(&ann);
     store.set_down(true);
-    h.fake.dm(&ann, "my account is locked");
-    h.fake.dm(&ann, "thanks");
-    // The outage lasts a while: Discord will not deliver these messages again.
+    let first = h.fake.dm(&ann, "my account is locked");
+    let second = h.fake.dm(&ann, "thanks");
+    // Both reached the adapter, which now holds them: Discord will not deliver them again.
+    h.wait_received(first, 1).await;
+    h.wait_received(second, 1).await;
+    // The scenario, not a wait for a condition: the outage lasts a while (several of the adapter's
+    // retries, 0.25 s, 0.5 s, 1 s apart).
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert!(store.refused() > 0);
+    assert_eq!((h.progress.handled(first), h.progress.handled(second)), (0, 0), "still held");
     assert!(h.fake.posts(dm).is_empty(), "nothing can be answered while the store is down");
     store.set_down(false);
     let posts = h.wait_posts("both answers", dm, 2).await;
@@ -539,12 +547,20 @@ async fn send_errors_map_onto_the_outboxs_decisions() {
     f.fail_next_posts(&[Failure::RateLimited(0.5), Failure::GloballyRateLimited(0.25), Failure::ServerError, Failure::Forbidden(50013)]);
     let limited = channel.send(&dm, &hi).await;
     assert!(matches!(limited, Err(ChannelError::RateLimited(d)) if d == Duration::from_millis(500)), "retry_after honoured: {limited:?}");
+    let asked = f.rest_stats().requests;
+    assert!(matches!(channel.send(&dm, &hi).await, Err(ChannelError::RateLimited(_))), "refused without asking");
+    assert_eq!(f.rest_stats().requests, asked);
+    // What is tested, not a wait for a condition: the client asks again once the retry_after it
+    // was told has passed.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let paused = channel.send(&dm, &hi).await;
     assert!(matches!(paused, Err(ChannelError::Paused(d)) if d == Duration::from_millis(250)), "a global 429 pauses the bot: {paused:?}");
     // Until the waits are over the client refuses by itself, without asking.
+    let asked = f.rest_stats().requests;
     assert!(matches!(channel.send(&dm, &hi).await, Err(ChannelError::Paused(_))));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(f.rest_stats().requests, asked);
+    // Likewise: the pause the global 429 told.
+    tokio::time::sleep(Duration::from_millis(250)).await;
     assert!(matches!(channel.send(&dm, &hi).await, Err(ChannelError::Transient(_))));
     assert!(matches!(channel.send(&dm, &hi).await, Err(ChannelError::Transient(_))), "missing permissions: retried until fixed");
     assert!(matches!(channel.send("999", &hi).await, Err(ChannelError::Permanent(_))), "unknown channel");
@@ -724,9 +740,13 @@ async fn the_fake_enforces_discords_rate_limits_and_simulates_the_round_trip() {
     assert!(matches!(channel.send(&dms[59], &Reply::text("x")).await, Err(ChannelError::Paused(_))));
     f.set_rate_limits(None);
     let asked = f.rest_stats().requests;
-    assert!(matches!(channel.send(&dm, &Reply::text("x")).await, Err(ChannelError::Paused(_))));
+    let told = match channel.send(&dm, &Reply::text("x")).await {
+        Err(ChannelError::Paused(d)) => d,
+        other => panic!("expected the remembered pause: {other:?}"),
+    };
     assert_eq!(f.rest_stats().requests, asked, "not asked");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Waits out the pause the client was told (the fake no longer limits) before the next part.
+    tokio::time::sleep(told).await;
     // A simulated round trip.
     f.set_latency(Duration::from_millis(200));
     let bob = f.dm_channel(&customer(1602, "bob"));
@@ -757,16 +777,19 @@ async fn a_message_waiting_on_storage_holds_up_only_its_own_channel() {
         .find(|(_, dm)| shard_of(ChannelId::new(*dm), None) != shard_of(ChannelId::new(ann_dm), None))
         .expect("another queue");
     store.set_down(true);
-    h.fake.dm(&ann, "my account is locked");
+    let ann_msg = h.fake.dm(&ann, "my account is locked");
+    h.wait_received(ann_msg, 1).await;
     // Ann's message is retried with a growing wait (0.25, 0.5, 1, 2, 4 s…) while storage is down:
-    // tried at about 0, 0.25, 0.75, 1.75, 3.75 and 7.75 s.
+    // tried at about 0, 0.25, 0.75, 1.75, 3.75 and 7.75 s. The outage's length is the scenario
+    // (it makes Ann's next wait long), not a wait for a condition.
     tokio::time::sleep(Duration::from_millis(4000)).await;
-    h.fake.dm(&bob, "my account is locked");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let bob_msg = h.fake.dm(&bob, "my account is locked");
+    h.wait_received(bob_msg, 1).await;
     store.set_down(false);
     // Bob's next try comes within half a second; Ann's only at about 7.75 s, after her wait.
     h.wait_text(bob_dm, "Forgot password").await;
-    assert!(h.fake.posts(ann_dm).is_empty(), "Bob was answered while Ann's message still waited its turn");
+    assert_eq!(h.progress.handled(ann_msg), 0, "Bob was answered while Ann's message still waited its turn");
+    assert!(h.fake.posts(ann_dm).is_empty());
     h.wait_text(ann_dm, "Forgot password").await;
     h.stop().await;
 }
@@ -784,11 +807,17 @@ async fn a_flood_beyond_a_queues_size_waits_for_room_and_loses_nothing() {
     // and then wait for room.
     store.set_down(true);
     let n = 2 * switchboard_discord::bot::SHARD_QUEUE + 30;
-    for i in 0..n {
-        h.fake.dm(&ann, &format!("message number {i}"));
+    let ids: Vec<u64> = (0..n).map(|i| h.fake.dm(&ann, &format!("message number {i}"))).collect();
+    // Every one reached the gateway handler; more than the worker's batch and its queue hold, so
+    // the last ones wait there for room, and none is handled while storage is down.
+    for &id in &ids {
+        h.wait_received(id, 1).await;
     }
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(ids.iter().all(|&id| h.progress.handled(id) == 0));
     store.set_down(false);
+    for &id in &ids {
+        h.wait_handled(id, 1).await;
+    }
     let new = NewConversation {
         key: ConversationKey { channel: "discord".into(), chat: dm.to_string() },
         customer_id: String::new(),
@@ -796,24 +825,15 @@ async fn a_flood_beyond_a_queues_size_waits_for_room_and_loses_nothing() {
         lang: switchboard_core::Lang::En,
         at: 0,
     };
-    let deadline = tokio::time::Instant::now() + TIMEOUT * 2;
-    let said = loop {
-        let said: Vec<String> = match store.open_conversation(new.clone()).await {
-            Ok(conv) => store
-                .transcript(conv.id, 1000)
-                .await
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|e| e.author == Author::Customer)
-                .map(|e| e.text)
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        if said.len() >= n || tokio::time::Instant::now() > deadline {
-            break said;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let conv = store.open_conversation(new).await.expect("the conversation");
+    let said: Vec<String> = store
+        .transcript(conv.id, 1000)
+        .await
+        .expect("the transcript")
+        .into_iter()
+        .filter(|e| e.author == Author::Customer)
+        .map(|e| e.text)
+        .collect();
     let expected: Vec<String> = (0..n).map(|i| format!("message number {i}")).collect();
     assert_eq!(said, expected, "every message once, in the order sent");
     h.stop().await;

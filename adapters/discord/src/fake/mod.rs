@@ -575,6 +575,21 @@ impl FakeDiscord {
         GatewayStats { live: s.gateway.live.is_some(), ..s.gateway.stats }
     }
 
+    /// The ids of the messages and interactions dispatched in the current gateway session, oldest
+    /// first, once per dispatch (a redelivered message twice): every event the bot has been sent,
+    /// or will be on its resume. Events sent while no session existed, and those of an earlier
+    /// session, are not in it (Discord does not send them to a new session either).
+    pub fn session_events(&self) -> Vec<u64> {
+        let s = self.state.lock();
+        let Some(session) = s.gateway.session.as_ref() else { return Vec::new() };
+        session
+            .log
+            .iter()
+            .filter(|(_, e)| matches!(e["t"].as_str(), Some("MESSAGE_CREATE" | "INTERACTION_CREATE")))
+            .filter_map(|(_, e)| e["d"]["id"].as_str().and_then(|id| id.parse().ok()))
+            .collect()
+    }
+
     /// Closes the gateway connection (close code 4000, resumable), as when a connection drops.
     /// Events sent from now on wait for the client to resume.
     pub fn drop_gateway(&self) {

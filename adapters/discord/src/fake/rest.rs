@@ -132,7 +132,8 @@ fn channel_limit(st: &mut Inner, channel: u64) -> Result<Vec<(&'static str, Stri
         ("x-ratelimit-limit", limits.messages_per_channel.to_string()),
         ("x-ratelimit-remaining", (limits.messages_per_channel - used - 1).to_string()),
         ("x-ratelimit-reset", format!("{:.3}", epoch.as_secs_f64())),
-        ("x-ratelimit-reset-after", format!("{:.3}", after.as_secs_f64())),
+        // Rounded up, as a client that waits exactly this long must find the bucket refilled.
+        ("x-ratelimit-reset-after", format!("{:.3}", (after.as_secs_f64() * 1000.0).ceil() / 1000.0)),
         ("x-ratelimit-bucket", MESSAGE_BUCKET.to_string()),
     ])
 }

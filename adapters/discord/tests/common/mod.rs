@@ -11,6 +11,7 @@ use switchboard_core::engine::{DeliveryConfig, Engine, EngineConfig, RetryPolicy
 use switchboard_core::pack::Pack;
 use switchboard_core::store::{MemoryStore, NewConversation, SqlStore, Store};
 use switchboard_core::types::{ConversationKey, Ticket, TicketStatus, TranscriptEntry};
+use switchboard_discord::bot::Progress;
 use switchboard_discord::fake::{self, FakeDiscord, FakeThread, FakeUser, Posted};
 use switchboard_discord::{Discord, DiscordConfig};
 use tokio::sync::watch;
@@ -39,6 +40,8 @@ pub fn agent(id: u64, name: &str) -> FakeUser {
 pub struct Harness {
     pub fake: FakeDiscord,
     pub engine: Arc<Engine>,
+    /// What the adapter received and handled.
+    pub progress: Arc<Progress>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -102,6 +105,17 @@ impl Harness {
 
     /// Starts everything over `store`, with an existing fake if given.
     pub async fn start_with(store: Arc<dyn Store>, fake: Option<FakeDiscord>) -> Harness {
+        Harness::start_full(store, fake, false).await
+    }
+
+    /// Starts everything over an in-memory store as `switchboard run` does without
+    /// `discord.api_url`: serenity's own rate limiter paces every REST call and sends it to
+    /// `https://discord.com`, which the client resolves to a TLS front of the fake ([`tls`]).
+    pub async fn start_serenity_limited() -> Harness {
+        Harness::start_full(Arc::new(MemoryStore::new()), None, true).await
+    }
+
+    async fn start_full(store: Arc<dyn Store>, fake: Option<FakeDiscord>, serenity_limiter: bool) -> Harness {
         init_logs();
         let (stop, stop_rx) = watch::channel(false);
         let fake = match fake {
@@ -117,17 +131,24 @@ impl Harness {
         let pack = Pack::load(&pack_dir()).expect("load the OKPay pack");
         let engine = Engine::new(store, pack, engine_config());
         let mut tasks = vec![tokio::spawn(engine.clone().run_outbox(Duration::from_millis(50), stopped(&stop_rx)))];
-        let config = DiscordConfig {
+        let mut config = DiscordConfig {
             staff_channel_id: Some(STAFF_CHANNEL),
             staff_role_id: Some(STAFF_ROLE),
             support_channel_ids: vec![SUPPORT_CHANNEL],
             staff_guild_id: None,
             api_url: Some(fake.url()),
         };
-        let discord = Discord::connect(engine.clone(), fake::TOKEN, config).await.expect("connect the adapter");
+        let discord = if serenity_limiter {
+            config.api_url = None;
+            let front = tls::front(&fake, stopped(&stop_rx)).await;
+            Discord::connect_with(engine.clone(), tls::http(front), config).await.expect("connect the adapter")
+        } else {
+            Discord::connect(engine.clone(), fake::TOKEN, config).await.expect("connect the adapter")
+        };
+        let progress = discord.progress();
         let identifies = fake.gateway_stats().identifies;
         tasks.extend(discord.spawn(stopped(&stop_rx)).expect("spawn the adapter"));
-        let h = Harness { fake, engine, stop, tasks };
+        let h = Harness { fake, engine, progress, stop, tasks };
         let f = h.fake.clone();
         fake::eventually("the gateway session and the slash commands", TIMEOUT, || {
             let g = f.gateway_stats();
@@ -215,16 +236,118 @@ impl Harness {
         self.engine.store().transcript(conv.id, 100).await.expect("the transcript")
     }
 
-    /// Waits until the outbox has nothing left to deliver.
+    /// Waits until the adapter has received the event `id` (a message or interaction id) from the
+    /// gateway, at least `times` times.
+    pub async fn wait_received(&self, id: u64, times: u32) {
+        let p = self.progress.clone();
+        fake::eventually(&format!("event {id} received {times} time(s)"), TIMEOUT, || (p.received(id) >= times).then_some(())).await;
+    }
+
+    /// Waits until the adapter has handled the event `id` at least `times` times.
+    pub async fn wait_handled(&self, id: u64, times: u32) {
+        let p = self.progress.clone();
+        fake::eventually(&format!("event {id} handled {times} time(s)"), TIMEOUT, || (p.handled(id) >= times).then_some(())).await;
+    }
+
+    /// The events of this gateway session the adapter has not handled yet (as many times as the
+    /// fake sent them).
+    fn unhandled(&self) -> Vec<u64> {
+        let mut sent = std::collections::BTreeMap::<u64, u32>::new();
+        for id in self.fake.session_events() {
+            *sent.entry(id).or_default() += 1;
+        }
+        sent.into_iter().filter(|&(id, n)| self.progress.handled(id) < n).map(|(id, _)| id).collect()
+    }
+
+    /// Waits until everything the bot was sent has had its effect: the adapter handled every event
+    /// the fake sent it in this session (each as often as it was sent), its background posts
+    /// (slash command answers) are done, and the outbox has nothing left to deliver. Only then may
+    /// a test assert that nothing more was sent.
     pub async fn settle(&self) {
         let deadline = tokio::time::Instant::now() + TIMEOUT;
         loop {
+            let sent = self.fake.session_events().len();
+            let unhandled = self.unhandled();
+            let background = self.progress.background();
             let pending = self.engine.store().outbox_pending().await.expect("read the outbox");
-            if pending.is_empty() {
+            // Nothing was sent to the bot meanwhile, and nothing it did is still going on.
+            if unhandled.is_empty() && background == 0 && pending.is_empty() && self.fake.session_events().len() == sent {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "the outbox did not drain: {pending:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not settled: events not handled {unhandled:?}, background posts {background}, outbox {pending:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// A TLS front for the fake as `https://discord.com`: serenity's rate limiter ignores the proxy
+/// setting and always builds `https://discord.com/api/v10/…` URLs, so the client is given a
+/// `reqwest` client that resolves discord.com to this front, and trusts the test CA that signed
+/// its certificate (`tests/tls/`: a CA made for these tests, and a discord.com certificate and
+/// key it signed; both valid until 2126). The front decrypts and passes the bytes to the fake.
+pub mod tls {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    use switchboard_discord::fake::{self, FakeDiscord};
+    use switchboard_discord::serenity::http::HttpBuilder;
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio_rustls::TlsAcceptor;
+    use tokio_rustls::rustls::{self, pki_types};
+
+    const CA: &[u8] = include_bytes!("../tls/ca.der");
+    const CERT: &[u8] = include_bytes!("../tls/discord.com.der");
+    const KEY: &[u8] = include_bytes!("../tls/discord.com.key.der");
+
+    /// Serves the fake over TLS as discord.com until `stop`; returns the front's address.
+    pub async fn front(fake: &FakeDiscord, stop: impl std::future::Future<Output = ()> + Send + 'static) -> SocketAddr {
+        let upstream: SocketAddr = fake.url().trim_start_matches("http://").parse().expect("the fake's address");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![pki_types::CertificateDer::from(CERT.to_vec())],
+                pki_types::PrivateKeyDer::Pkcs8(pki_types::PrivatePkcs8KeyDer::from(KEY.to_vec())),
+            )
+            .expect("the test certificate");
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the TLS front");
+        let addr = listener.local_addr().expect("the front's address");
+        tokio::spawn(async move {
+            tokio::pin!(stop);
+            loop {
+                let tcp = tokio::select! {
+                    () = &mut stop => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok((tcp, _)) => tcp,
+                        Err(_) => continue,
+                    },
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let (Ok(mut tls), Ok(mut plain)) = (acceptor.accept(tcp).await, TcpStream::connect(upstream).await) else { return };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
+        addr
+    }
+
+    /// The adapter's REST client with serenity's rate limiter on, sending to discord.com, which
+    /// resolves to `front`.
+    pub fn http(front: SocketAddr) -> HttpBuilder {
+        let ca = reqwest::Certificate::from_der(CA).expect("the test CA");
+        let client = reqwest::Client::builder()
+            .resolve("discord.com", front)
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .build()
+            .expect("the HTTP client");
+        HttpBuilder::new(fake::TOKEN).client(client)
     }
 }
