@@ -221,3 +221,28 @@ fn eval_scores_a_test_csv_cross_validates_the_pack_and_refuses_bad_arguments() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+#[test]
+fn intents_check_refuses_a_huge_example_and_reports_a_broken_file_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pack = dir.path().join("pack");
+    std::fs::create_dir(&pack).expect("mkdir");
+    std::fs::write(pack.join("pack.toml"), "name = \"x\"\nlanguages = [\"en\"]\n").expect("write");
+    let huge = "word ".repeat(200_000);
+    std::fs::write(
+        pack.join("a.toml"),
+        format!("id = \"a\"\nfollow_ups = [\"b\"]\n[en]\nexamples = [\"hi\",\n  \"{huge}\"]\nanswer = \"x\"\n"),
+    )
+    .expect("write");
+    // b.toml cannot be read: a number where the handoff policy goes.
+    std::fs::write(pack.join("b.toml"), "id = \"b\"\nhandoff = 1\n[en]\nexamples = [\"bye\"]\nanswer = \"y\"\n").expect("write");
+    let data = dir.path().join("data");
+    let pack_arg = pack.display().to_string();
+    let check = switchboard(&data, &["intents", "check", &pack_arg], "");
+    assert!(!check.status.success());
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert!(err.contains("a.toml:5: an example phrasing is 1000000 characters long; at most 500"), "{err:.3000}");
+    assert!(err.contains("b.toml:2: handoff: "), "the broken file's error names its key: {err:.3000}");
+    assert!(!err.contains("not an intent"), "no second error for the unreadable file: {err:.3000}");
+    assert!(err.len() < 3000, "the huge example is not repeated: {err:.3000}");
+}

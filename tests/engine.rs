@@ -670,3 +670,54 @@ async fn every_way_of_asking_for_a_person_gives_one_reason() {
         assert_eq!(t.reason, HandoffReason::CustomerRequest, "{text}");
     }
 }
+
+#[tokio::test]
+async fn a_customer_with_an_open_ticket_is_told_their_long_message_was_cut() {
+    let h = memory();
+    let tid = h.say("c", "human").await.ticket_id.unwrap();
+    h.replies("c");
+    h.desk.take();
+    let cut_lines = |h: &Harness| -> Vec<String> {
+        h.desk
+            .take()
+            .into_iter()
+            .filter_map(|n| match n {
+                Recorded::Notice { notice: DeskNotice::CustomerMessage { text }, .. } => Some(text),
+                _ => None,
+            })
+            .collect()
+    };
+    let marker = format!(" [cut at {MAX_MESSAGE_CHARS} characters]");
+
+    // Queued: told, in their language, and the desk still gets the first 4,000 with the marker.
+    let got = h.say("c", &"账".repeat(MAX_MESSAGE_CHARS + 500)).await;
+    assert_eq!(got.action, Action::TooLong);
+    assert_eq!(got.ticket_id, Some(tid), "the message went to the ticket");
+    let told: Vec<String> = h.replies("c").into_iter().map(|r| r.text).collect();
+    assert_eq!(told, [Phrase::TooLong.text(Lang::Zh)]);
+    assert_eq!(cut_lines(&h), [format!("{}{marker}", "账".repeat(MAX_MESSAGE_CHARS))]);
+
+    // With an agent: the same, in the customer's script (traditional here) and nothing from the bot else.
+    h.engine.agent(&alice(), AgentCommand::Claim(tid)).await.unwrap();
+    h.engine.flush().await.unwrap();
+    h.replies("c");
+    h.desk.take();
+    let got = h.say("c", &"帳號".repeat(MAX_MESSAGE_CHARS)).await;
+    assert_eq!(got.action, Action::TooLong);
+    let told: Vec<String> = h.replies("c").into_iter().map(|r| r.text).collect();
+    let traditional = switchboard_core::hant::to_traditional(Phrase::TooLong.text(Lang::Zh));
+    assert_ne!(traditional, Phrase::TooLong.text(Lang::Zh));
+    assert_eq!(told, [traditional]);
+    assert_eq!(cut_lines(&h), [format!("{}{marker}", "帳號".repeat(MAX_MESSAGE_CHARS / 2))]);
+
+    // In English, likewise; a message within the limit still reaches the agent alone.
+    h.say("c", &"word ".repeat(MAX_MESSAGE_CHARS)).await;
+    let told: Vec<String> = h.replies("c").into_iter().map(|r| r.text).collect();
+    assert_eq!(told, [Phrase::TooLong.text(Lang::En)]);
+    assert!(cut_lines(&h)[0].ends_with(&marker));
+    assert_eq!(h.say("c", "are you there?").await.action, Action::Silent);
+    assert!(h.replies("c").is_empty());
+    let events = h.engine.store().ticket_events(tid).await.unwrap();
+    let cut = events.iter().filter(|e| matches!(&e.kind, TicketEventKind::CustomerMessage { text } if text.ends_with(&marker))).count();
+    assert_eq!(cut, 3, "the ticket's history keeps the cut text with the marker");
+}

@@ -310,8 +310,12 @@ impl Engine {
             match self.store.commit(self.split_commit(commit)).await {
                 Ok(done) => {
                     self.wake.notify_one();
-                    let ticket_id =
-                        if matches!(handled.action, Action::Handoff | Action::Silent | Action::Waiting) { done.ticket_id } else { None };
+                    let ticket_id = match handled.action {
+                        Action::Handoff | Action::Silent | Action::Waiting => done.ticket_id,
+                        // Cut while a person owns the conversation: still that ticket's message.
+                        Action::TooLong => handled.ticket_id.and(done.ticket_id),
+                        _ => None,
+                    };
                     return Ok(Handled { ticket_id, ..handled });
                 }
                 Err(StoreError::Conflict(_)) => {
@@ -363,6 +367,13 @@ impl Engine {
             commit.events.push(TicketEventKind::CustomerMessage { text: line.clone() });
             self.notify_desks(&mut commit, Some(tid), DeskNotice::CustomerMessage { text: line }, None);
             let mut handled = Handled { action: Action::Silent, intent: None, lang: conv.lang, replies: vec![], ticket_id: Some(tid) };
+            // Cut: the customer is told, as outside a ticket.
+            if too_long {
+                let reply = in_script(Reply::text(Phrase::TooLong.text(lang)), lang, traditional);
+                commit.transcript.push((Author::Bot, reply.text.clone()));
+                commit.outbox.push(Outgoing::Customer { key: conv.key.clone(), reply: reply.clone(), ticket_id: None });
+                handled = Handled { action: Action::TooLong, lang, replies: vec![reply], ..handled };
+            }
             // Still nobody on it: say so now and then, rather than leave the customer unanswered.
             let reminder = i64::try_from(self.config.queue_reminder.as_millis()).unwrap_or(i64::MAX);
             if conv.owner == Owner::Queue
@@ -374,7 +385,11 @@ impl Engine {
                 commit.transcript.push((Author::Bot, reply.text.clone()));
                 commit.outbox.push(Outgoing::Customer { key: conv.key.clone(), reply: reply.clone(), ticket_id: None });
                 commit.conversation.state.queue_told_at = Some(at);
-                handled = Handled { action: Action::Waiting, lang, replies: vec![reply], ..handled };
+                handled.replies.push(reply);
+                handled.lang = lang;
+                if !too_long {
+                    handled.action = Action::Waiting;
+                }
             }
             return Ok((commit, handled));
         }

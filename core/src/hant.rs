@@ -4,7 +4,8 @@
 //! phrase by phrase with OpenCC's dictionaries (`s2tw`: Taiwan's standard character forms,
 //! without swapping vocabulary) through `ferrous-opencc`.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, RwLock};
 
 use ferrous_opencc::OpenCC;
 use ferrous_opencc::config::BuiltinConfig;
@@ -18,6 +19,27 @@ fn load(config: BuiltinConfig) -> Option<OpenCC> {
     OpenCC::from_config(config).map_err(|e| tracing::error!(error = %e, "Chinese script conversion unavailable")).ok()
 }
 
+/// Whether converting `c` to simplified characters changes it (it is a traditional form) and
+/// whether converting it to traditional ones does (it is a simplified form); `None` when the
+/// converters are unavailable. Remembered per character: a converter call costs microseconds, and
+/// every Chinese message asks about each of its characters.
+fn script_of(c: char) -> Option<(bool, bool)> {
+    static SEEN: LazyLock<RwLock<HashMap<char, (bool, bool)>>> = LazyLock::new(|| RwLock::new(HashMap::new()));
+    if let Some(&known) = SEEN.read().unwrap_or_else(|p| p.into_inner()).get(&c) {
+        return Some(known);
+    }
+    let (to_t, to_s) = (TO_TRADITIONAL.as_ref()?, TO_SIMPLIFIED.as_ref()?);
+    let mut buf = [0u8; 4];
+    let one = c.encode_utf8(&mut buf);
+    let answer = (to_s.convert(one) != *one, to_t.convert(one) != *one);
+    let mut seen = SEEN.write().unwrap_or_else(|p| p.into_inner());
+    // Chinese has tens of thousands of characters, but a bound keeps a flood of odd ones harmless.
+    if seen.len() < 50_000 {
+        seen.insert(c, answer);
+    }
+    Some(answer)
+}
+
 /// How many Chinese characters of a message [`writes_traditional`] looks at.
 pub const SAMPLE: usize = 100;
 
@@ -26,15 +48,11 @@ pub const SAMPLE: usize = 100;
 /// such as 人工 or 客服, or as many of each). Counts the characters each direction would change,
 /// among the first [`SAMPLE`] Chinese characters: enough to tell, and a long message costs no more.
 pub fn writes_traditional(text: &str) -> Option<bool> {
-    let (Some(to_t), Some(to_s)) = (TO_TRADITIONAL.as_ref(), TO_SIMPLIFIED.as_ref()) else {
-        return None;
-    };
     let (mut traditional, mut simplified) = (0usize, 0usize);
-    let mut buf = [0u8; 4];
     for c in text.chars().filter(|&c| crate::matcher::lang::is_han(c)).take(SAMPLE) {
-        let s = c.encode_utf8(&mut buf);
-        traditional += usize::from(to_s.convert(s) != *s);
-        simplified += usize::from(to_t.convert(s) != *s);
+        let (t, s) = script_of(c)?;
+        traditional += usize::from(t);
+        simplified += usize::from(s);
     }
     match traditional.cmp(&simplified) {
         std::cmp::Ordering::Greater => Some(true),

@@ -83,6 +83,14 @@ pub struct Pack {
     index: HashMap<String, usize>,
 }
 
+/// The longest example phrasing, in characters: customers' questions are a sentence or two, and a
+/// longer example only slows training and skews the matcher.
+pub const MAX_EXAMPLE_CHARS: usize = 500;
+/// The longest label, in characters: Discord refuses a button label over 80, and with it the reply.
+pub const MAX_LABEL_CHARS: usize = 80;
+/// The longest answer, in characters (the most a customer may send in one message, too).
+pub const MAX_ANSWER_CHARS: usize = crate::types::MAX_MESSAGE_CHARS;
+
 static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
     #[allow(clippy::unwrap_used)] // a constant pattern, covered by tests
     Regex::new(r"\{([a-z][a-z0-9_]*)\}").unwrap()
@@ -96,6 +104,7 @@ impl Pack {
 
         let pack_file = dir.join("pack.toml");
         let pack_src = std::fs::read_to_string(&pack_file).map_err(|e| io(&pack_file, e))?;
+        let mut pack_file_read = true;
         let (name, languages, values) = match toml::from_str::<PackFile>(&pack_src) {
             Ok(p) => {
                 let mut langs = Vec::new();
@@ -121,6 +130,7 @@ impl Pack {
             }
             Err(e) => {
                 issues.push(toml_issue(&pack_file, &pack_src, &e));
+                pack_file_read = false;
                 (String::new(), Vec::new(), BTreeMap::new())
             }
         };
@@ -131,6 +141,7 @@ impl Pack {
             .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.file_name().is_some_and(|n| n != "pack.toml"))
             .collect();
         files.sort();
+        let stems: Vec<String> = files.iter().filter_map(|f| f.file_stem().map(|s| s.to_string_lossy().to_string())).collect();
 
         let mut intents = Vec::new();
         let mut follow_up_refs = Vec::new();
@@ -181,9 +192,14 @@ impl Pack {
                 }
                 let answer = match &side_ref.answer {
                     Some(a) if !a.get_ref().trim().is_empty() => {
+                        let n = a.get_ref().trim().chars().count();
+                        if n > MAX_ANSWER_CHARS {
+                            issues.push(at(a.span(), format!("[{lang}] answer is {n} characters long; at most {MAX_ANSWER_CHARS}")));
+                        }
                         for cap in PLACEHOLDER.captures_iter(a.get_ref()) {
                             let name = &cap[1];
-                            if !values.contains_key(name) {
+                            // Without a readable pack.toml every value is missing: its own error says why.
+                            if pack_file_read && !values.contains_key(name) {
                                 issues.push(at(a.span(), format!("the answer uses {{{name}}}, which pack.toml [values] does not define")));
                             }
                         }
@@ -200,6 +216,11 @@ impl Pack {
                 };
                 let mut examples = Vec::new();
                 for ex in &side_ref.examples {
+                    let n = ex.get_ref().chars().count();
+                    if n > MAX_EXAMPLE_CHARS {
+                        issues.push(at(ex.span(), format!("an example phrasing is {n} characters long; at most {MAX_EXAMPLE_CHARS}")));
+                        continue;
+                    }
                     let norm = normalize(ex.get_ref());
                     let line = line_of(&src, ex.span().start);
                     if norm.is_empty() {
@@ -229,7 +250,13 @@ impl Pack {
                         issues.push(at(l.span(), format!("[{lang}] label is empty")));
                         String::new()
                     }
-                    Some(l) => l.get_ref().trim().to_string(),
+                    Some(l) => {
+                        let n = l.get_ref().trim().chars().count();
+                        if n > MAX_LABEL_CHARS {
+                            issues.push(at(l.span(), format!("[{lang}] label is {n} characters long; at most {MAX_LABEL_CHARS}")));
+                        }
+                        l.get_ref().trim().to_string()
+                    }
                     None => id.replace('_', " "),
                 };
                 text.insert(lang, IntentText { label, examples, answer });
@@ -289,7 +316,9 @@ impl Pack {
             });
         }
         for (file, line, target) in follow_up_refs {
-            if !seen_ids.contains_key(&target) {
+            // An intent whose file exists but could not be read (or names another id) is reported
+            // there; a reference to it is not a second problem.
+            if !seen_ids.contains_key(&target) && !stems.contains(&target) {
                 issues.push(PackIssue { file, line, message: format!("follow-up {target:?} is not an intent of this pack") });
             }
         }
@@ -344,9 +373,25 @@ fn issue(file: &Path, src: &str, span: Range<usize>, message: String) -> PackIss
     PackIssue { file: file.display().to_string(), line: line_of(src, span.start), message }
 }
 
+/// A file toml cannot read, at the line of the fault, naming the key (`en.examples`) when toml's
+/// message does not ("wanted string or table").
 fn toml_issue(file: &Path, src: &str, e: &toml::de::Error) -> PackIssue {
     let line = e.span().map_or(0, |s| line_of(src, s.start));
-    PackIssue { file: file.display().to_string(), line, message: e.message().to_string() }
+    let message = match toml_error_key(e) {
+        Some(key) if !e.message().contains(&format!("`{key}`")) => format!("{key}: {}", e.message()),
+        _ => e.message().to_string(),
+    };
+    PackIssue { file: file.display().to_string(), line, message }
+}
+
+/// The dotted path of the key toml's error is about. toml keeps it private and prints it (as a
+/// last line "in `a.b`") only when the error is shown without its source text.
+fn toml_error_key(e: &toml::de::Error) -> Option<String> {
+    let mut bare = e.clone();
+    bare.set_input(None);
+    let shown = bare.to_string();
+    let key = shown.lines().last()?.strip_prefix("in `")?.strip_suffix('`')?;
+    (!key.is_empty()).then(|| key.to_string())
 }
 
 #[derive(Deserialize)]
@@ -498,5 +543,109 @@ mod tests {
         write(d.path(), "a.toml", "id = \"a\"\n[zh]\nexamples = [\"你好\"]\nanswer = \"x\"\n");
         let errs = errors(d.path()).join("\n");
         assert!(errs.contains("missing the [en] section"), "{errs}");
+    }
+}
+
+#[cfg(test)]
+mod limits_and_parse_errors {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, body: &str) {
+        std::fs::write(dir.join(name), body).expect("write test file");
+    }
+
+    const PACK: &str = "name = \"t\"\nlanguages = [\"en\"]\n[values]\nsupport_email = \"help@t.example\"\n";
+
+    fn errors(dir: &Path) -> Vec<String> {
+        match Pack::load(dir) {
+            Ok(_) => Vec::new(),
+            Err(PackError::Invalid(v)) => v.iter().map(|i| i.to_string()).collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    #[test]
+    fn an_absurdly_long_example_label_or_answer_is_an_error_with_file_and_line() {
+        let d = tempfile::tempdir().expect("tempdir");
+        write(d.path(), "pack.toml", PACK);
+        let huge = "a".repeat(1 << 20);
+        let body = format!(
+            "id = \"a\"\n[en]\nlabel = \"{}\"\nexamples = [\n  \"hello\",\n  \"{huge}\",\n]\nanswer = \"\"\"\n{}\"\"\"\n",
+            "b".repeat(MAX_LABEL_CHARS + 1),
+            "c ".repeat(MAX_ANSWER_CHARS),
+        );
+        write(d.path(), "a.toml", &body);
+        let errs = errors(d.path());
+        let all = errs.join("\n");
+        assert_eq!(errs.len(), 3, "{all:.2000}");
+        assert!(
+            all.contains(&format!("a.toml:3: [en] label is {} characters long; at most {MAX_LABEL_CHARS}", MAX_LABEL_CHARS + 1)),
+            "{all:.2000}"
+        );
+        assert!(
+            all.contains(&format!("a.toml:6: an example phrasing is {} characters long; at most {MAX_EXAMPLE_CHARS}", 1 << 20)),
+            "{all:.2000}"
+        );
+        assert!(
+            all.contains(&format!("a.toml:8: [en] answer is {} characters long; at most {MAX_ANSWER_CHARS}", 2 * MAX_ANSWER_CHARS - 1)),
+            "{all:.2000}"
+        );
+        assert!(all.len() < 2000, "the long text is not repeated in the errors");
+
+        // At the limits, all is well.
+        let body = format!(
+            "id = \"a\"\n[en]\nlabel = \"{}\"\nexamples = [\"{}\"]\nanswer = \"{}\"\n",
+            "b".repeat(MAX_LABEL_CHARS),
+            "词".repeat(MAX_EXAMPLE_CHARS),
+            "c".repeat(MAX_ANSWER_CHARS)
+        );
+        write(d.path(), "a.toml", &body);
+        assert_eq!(errors(d.path()), Vec::<String>::new());
+    }
+
+    fn intent(id: &str, example: &str, follow_ups: &[&str]) -> String {
+        format!("id = \"{id}\"\nfollow_ups = {follow_ups:?}\n[en]\nexamples = [\"{example}\"]\nanswer = \"mail {{support_email}}\"\n")
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_parsed_is_the_only_error_and_names_its_key() {
+        let d = tempfile::tempdir().expect("tempdir");
+        write(d.path(), "pack.toml", PACK);
+        write(d.path(), "a.toml", &intent("a", "hello", &["b", "c"]));
+        write(d.path(), "c.toml", &intent("c", "bye", &["a"]));
+        // A type error: the policy is a number.
+        write(d.path(), "b.toml", &intent("b", "thanks", &["a"]).replace("follow_ups", "handoff = 5\nfollow_ups"));
+        let errs = errors(d.path());
+        assert_eq!(errs.len(), 1, "only the broken file is reported: {errs:?}");
+        assert!(errs[0].starts_with(&format!("{}:2: ", d.path().join("b.toml").display())), "{errs:?}");
+        assert!(errs[0].contains("handoff"), "the key at fault is named: {errs:?}");
+
+        // A type error deeper down names the whole path.
+        write(d.path(), "b.toml", &intent("b", "thanks", &["a"]).replace("[\"thanks\"]", "[\"thanks\", 7]"));
+        let errs = errors(d.path());
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("b.toml:4: ") && errs[0].contains("en.examples"), "{errs:?}");
+
+        // A syntax error.
+        write(d.path(), "b.toml", "id = \"b\"\n[en\nexamples = [\"thanks\"]\n");
+        let errs = errors(d.path());
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("b.toml:2: "), "{errs:?}");
+
+        // A follow-up naming a file that does not exist is still an error.
+        write(d.path(), "b.toml", &intent("b", "thanks", &["zzz"]));
+        let errs = errors(d.path());
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("b.toml:2: follow-up \"zzz\" is not an intent"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_pack_toml_that_cannot_be_parsed_does_not_fail_every_answer() {
+        let d = tempfile::tempdir().expect("tempdir");
+        write(d.path(), "pack.toml", &PACK.replace("name = \"t\"", "name = 5"));
+        write(d.path(), "a.toml", &intent("a", "hello", &[]));
+        let errs = errors(d.path());
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("pack.toml:1: ") && errs[0].contains("name"), "{errs:?}");
     }
 }

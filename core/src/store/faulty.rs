@@ -169,6 +169,10 @@ impl<S: Store> Store for Faulty<S> {
         self.check()?;
         self.inner.values(namespace).await
     }
+    async fn reclaim_space(&self, pages: u32) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.reclaim_space(pages).await
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,9 @@ pub struct SqlStore {
     backend: Backend,
 }
 
+/// `PRAGMA auto_vacuum`'s value for incremental.
+const SQLITE_INCREMENTAL_VACUUM: i64 = 2;
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -64,6 +67,11 @@ impl SqlStore {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
+                        // Free pages can then be given back as the store runs (see `reclaim`). It
+                        // takes effect in a database created by this connection, and so must come
+                        // before the journal mode, which writes the file's header; an older
+                        // database is converted once, below.
+                        sqlx::query("PRAGMA auto_vacuum = INCREMENTAL").execute(&mut *conn).await?;
                         sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
                         // In WAL mode this keeps the database consistent through any crash of the
                         // process; only a power loss can take back the last commits. It spares an
@@ -84,7 +92,62 @@ impl SqlStore {
         }
         let store = SqlStore { pool, backend };
         store.fill_destinations().await?;
+        if backend == Backend::Sqlite {
+            store.convert_to_incremental_vacuum().await?;
+        }
         Ok(store)
+    }
+
+    /// Converts a SQLite database created without `auto_vacuum = INCREMENTAL` (by a version before
+    /// this one), once: the mode only changes with a `VACUUM`, which rewrites the file in one
+    /// transaction. If that fails (another process is writing, or the disk lacks room for the
+    /// copy) nothing has changed: the store works as before, and the next start tries again.
+    async fn convert_to_incremental_vacuum(&self) -> Result<(), StoreError> {
+        if self.auto_vacuum().await? == SQLITE_INCREMENTAL_VACUUM {
+            return Ok(());
+        }
+        let mut conn = self.pool.acquire().await?;
+        // SQLite acts on this pragma when the statement is prepared: not a statement cached from
+        // this connection's start.
+        sqlx::query("PRAGMA auto_vacuum = INCREMENTAL").persistent(false).execute(&mut *conn).await?;
+        tracing::info!("converting the SQLite database to incremental vacuum (once; this rewrites the file)");
+        match sqlx::query("VACUUM").execute(&mut *conn).await {
+            Ok(_) => tracing::info!("the SQLite database now gives free space back as it runs"),
+            Err(e) => tracing::warn!(error = %e, "cannot convert the SQLite database to incremental vacuum; will try at the next start"),
+        }
+        Ok(())
+    }
+
+    /// SQLite's `auto_vacuum` mode as the file has it (0 none, 1 full, 2 incremental). SQLite
+    /// answers this pragma when the statement is prepared, from the connection's last read of the
+    /// file's header: so it is prepared afresh, inside a transaction that has read the header.
+    async fn auto_vacuum(&self) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT count(*) FROM sqlite_master").fetch_one(&mut *tx).await?;
+        let mode = sqlx::query_scalar("PRAGMA auto_vacuum").persistent(false).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(mode)
+    }
+
+    /// Gives up to `pages` free pages of a SQLite database back to the file system (delivered
+    /// outbox items and pruned rows leave them) and returns how many it gave back. The file
+    /// shrinks at the next WAL checkpoint, which this attempts without waiting for readers. A
+    /// database not yet converted to incremental vacuum (see `connect`) and PostgreSQL (whose
+    /// autovacuum does this) give back nothing. For periodic housekeeping: each call holds the
+    /// write lock for as long as it takes to move `pages` pages.
+    pub async fn reclaim(&self, pages: u32) -> Result<u64, StoreError> {
+        if self.backend != Backend::Sqlite || pages == 0 {
+            return Ok(0);
+        }
+        let mut conn = self.pool.acquire().await?;
+        let before: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(&mut *conn).await?;
+        // Each page freed is a row of the statement's result: `execute` steps through them all.
+        sqlx::query(AssertSqlSafe(format!("PRAGMA incremental_vacuum({pages})"))).execute(&mut *conn).await?;
+        let after: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(&mut *conn).await?;
+        if after < before {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut *conn).await?;
+        }
+        Ok(u64::try_from(before.saturating_sub(after)).unwrap_or(0))
     }
 
     /// Gives outbox rows written before migration 0002 their destination (it is computed from the
@@ -720,6 +783,10 @@ impl Store for SqlStore {
         let rows = sqlx::query("SELECT key, value FROM kv WHERE namespace = $1 ORDER BY key").bind(namespace).fetch_all(&self.pool).await?;
         rows.iter().map(|r| Ok((r.try_get("key")?, r.try_get("value")?))).collect()
     }
+
+    async fn reclaim_space(&self, pages: u32) -> Result<u64, StoreError> {
+        self.reclaim(pages).await
+    }
 }
 
 #[cfg(test)]
@@ -795,6 +862,68 @@ mod tests {
         // The owner decides who answers: it is never guessed.
         sqlx::query("UPDATE conversations SET owner = 'garbage' WHERE id = $1").bind(conv.id).execute(&store.pool).await.unwrap();
         assert!(matches!(store.conversation(conv.id).await, Err(StoreError::Corrupt(_))));
+    }
+
+    async fn pragma(store: &SqlStore, name: &str) -> i64 {
+        sqlx::query_scalar(AssertSqlSafe(format!("PRAGMA {name}"))).fetch_one(&store.pool).await.unwrap()
+    }
+
+    /// Fills the outbox with `n` rows of about 1 kB and deletes them, as delivery does.
+    async fn churn_outbox(pool: &AnyPool, n: usize) {
+        let key = ConversationKey { channel: "tg".into(), chat: "42".into() };
+        let item = Outgoing::Customer { key, reply: crate::types::Reply::text("x".repeat(1000)), ticket_id: None };
+        let item = json(&item).unwrap();
+        for _ in 0..n {
+            sqlx::query("INSERT INTO outbox (target, dest, item, attempts, due_at, status) VALUES ('tg', 'tg/42', $1, 0, 10, 'pending')")
+                .bind(&item)
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        sqlx::query("DELETE FROM outbox").execute(pool).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn sqlite_gives_the_space_of_delivered_items_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("switchboard.db");
+        let url = format!("sqlite://{}?mode=rwc", file.display());
+        // A database as earlier versions created it: no auto_vacuum, and free pages left behind.
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+        sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await.unwrap();
+        SQLITE_MIGRATIONS.run(&pool).await.unwrap();
+        churn_outbox(&pool, 500).await;
+        pool.close().await;
+
+        // Opened by this version: converted once.
+        let store = SqlStore::connect(&url).await.unwrap();
+        assert_eq!(store.auto_vacuum().await.unwrap(), SQLITE_INCREMENTAL_VACUUM);
+        assert_eq!(pragma(&store, "freelist_count").await, 0, "the conversion's VACUUM dropped the old free pages");
+        assert_eq!(store.journal_mode().await.unwrap(), "wal");
+
+        churn_outbox(&store.pool, 500).await;
+        let (pages, free) = (pragma(&store, "page_count").await, pragma(&store, "freelist_count").await);
+        assert!(free > 100, "{free} free pages of {pages}");
+        assert_eq!(store.reclaim(10).await.unwrap(), 10, "at most the pages asked for");
+        assert_eq!(pragma(&store, "freelist_count").await, free - 10);
+        assert_eq!(store.reclaim(u32::MAX).await.unwrap(), u64::try_from(free - 10).unwrap());
+        assert_eq!(pragma(&store, "freelist_count").await, 0);
+        assert_eq!(pragma(&store, "page_count").await, pages - free);
+        assert_eq!(store.reclaim(100).await.unwrap(), 0, "nothing left to give back");
+        let size = std::fs::metadata(&file).unwrap().len();
+        let page_size = u64::try_from(pragma(&store, "page_size").await).unwrap();
+        assert!(size <= u64::try_from(pages - free).unwrap() * page_size, "the file shrank after the checkpoint: {size} bytes");
+        store.close().await;
+
+        // A new database is created incremental, and stays so when opened again.
+        let fresh = tempfile::tempdir().unwrap();
+        let store = SqlStore::open_sqlite(fresh.path()).await.unwrap();
+        assert_eq!(store.auto_vacuum().await.unwrap(), SQLITE_INCREMENTAL_VACUUM);
+        store.close().await;
+        let store = SqlStore::open_sqlite(fresh.path()).await.unwrap();
+        assert_eq!(store.auto_vacuum().await.unwrap(), SQLITE_INCREMENTAL_VACUUM);
+        store.close().await;
     }
 
     #[test]
