@@ -379,9 +379,9 @@ impl Engine {
             if conv.owner == Owner::Queue
                 && reminder > 0
                 && conv.state.queue_told_at.is_none_or(|told| at.saturating_sub(told) >= reminder)
-                && let Some(position) = self.store.tickets(&[TicketStatus::Queued]).await?.iter().position(|t| t.id == tid)
+                && let Some(position) = self.store.queue_position(tid).await?
             {
-                let reply = in_script(Reply::text(dialogue::still_queued_text(lang, position + 1)), lang, traditional);
+                let reply = in_script(Reply::text(dialogue::still_queued_text(lang, position)), lang, traditional);
                 commit.transcript.push((Author::Bot, reply.text.clone()));
                 commit.outbox.push(Outgoing::Customer { key: conv.key.clone(), reply: reply.clone(), ticket_id: None });
                 commit.conversation.state.queue_told_at = Some(at);
@@ -404,7 +404,7 @@ impl Engine {
         };
         // The customer's place in the queue is read only when a ticket opens.
         if let Some(h) = &step.handoff {
-            let position = dialogue::queue_position(&self.queued_counts().await?, h.priority);
+            let position = dialogue::queue_position(&self.store.queue_counts().await?, h.priority);
             step.replies.push(Reply::text(dialogue::queued_text(lang, position)));
         }
         // Replies, and the choices kept to read a typed number, in the customer's script.
@@ -449,14 +449,6 @@ impl Engine {
     fn step(&self, brain: &Brain, conv: &Conversation, lang: Lang, input: Input<'_>) -> Step {
         let ctx = Ctx { pack: &brain.pack, matcher: &brain.matcher, thresholds: self.config.thresholds };
         dialogue::step(&conv.state, lang, input, &ctx)
-    }
-
-    async fn queued_counts(&self) -> Result<[usize; 4], StoreError> {
-        let mut counts = [0usize; 4];
-        for t in self.store.tickets(&[TicketStatus::Queued]).await? {
-            counts[t.priority as usize] += 1;
-        }
-        Ok(counts)
     }
 
     pub(crate) fn notify_desks(&self, commit: &mut Commit, ticket_id: Option<i64>, notice: DeskNotice, by: Option<&Actor>) {

@@ -84,6 +84,14 @@ impl<S: Store> Store for Faulty<S> {
         self.check()?;
         self.inner.tickets(status).await
     }
+    async fn queue_counts(&self) -> Result<[usize; 4], StoreError> {
+        self.check()?;
+        self.inner.queue_counts().await
+    }
+    async fn queue_position(&self, ticket_id: i64) -> Result<Option<usize>, StoreError> {
+        self.check()?;
+        self.inner.queue_position(ticket_id).await
+    }
     async fn ticket_events(&self, ticket_id: i64) -> Result<Vec<TicketEvent>, StoreError> {
         self.check()?;
         self.inner.ticket_events(ticket_id).await

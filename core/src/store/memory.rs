@@ -160,6 +160,21 @@ impl Store for MemoryStore {
         Ok(v)
     }
 
+    async fn queue_counts(&self) -> Result<[usize; 4], StoreError> {
+        let mut counts = [0usize; 4];
+        for t in self.lock().tickets.values().filter(|t| t.status == TicketStatus::Queued) {
+            counts[t.priority as usize] += 1;
+        }
+        Ok(counts)
+    }
+
+    async fn queue_position(&self, ticket_id: i64) -> Result<Option<usize>, StoreError> {
+        let g = self.lock();
+        let Some(me) = g.tickets.get(&ticket_id).filter(|t| t.status == TicketStatus::Queued) else { return Ok(None) };
+        let key = |t: &Ticket| (std::cmp::Reverse(t.priority), t.created_at, t.id);
+        Ok(Some(g.tickets.values().filter(|t| t.status == TicketStatus::Queued && key(t) < key(me)).count() + 1))
+    }
+
     async fn ticket_events(&self, ticket_id: i64) -> Result<Vec<TicketEvent>, StoreError> {
         Ok(self.lock().events.iter().filter(|e| e.ticket_id == ticket_id).cloned().collect())
     }

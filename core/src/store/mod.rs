@@ -141,6 +141,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn ticket(&self, id: i64) -> Result<Option<Ticket>, StoreError>;
     /// Tickets in any of these states, most urgent first, then oldest first.
     async fn tickets(&self, status: &[TicketStatus]) -> Result<Vec<Ticket>, StoreError>;
+    /// How many tickets wait in the queue, by priority (indexed by `Priority as usize`), without
+    /// reading them.
+    async fn queue_counts(&self) -> Result<[usize; 4], StoreError> {
+        let mut counts = [0usize; 4];
+        for t in self.tickets(&[TicketStatus::Queued]).await? {
+            counts[t.priority as usize] += 1;
+        }
+        Ok(counts)
+    }
+    /// A waiting ticket's place in the queue (1: next), or `None` when it does not wait; counted,
+    /// not read, so a long queue costs no more.
+    async fn queue_position(&self, ticket_id: i64) -> Result<Option<usize>, StoreError> {
+        Ok(self.tickets(&[TicketStatus::Queued]).await?.iter().position(|t| t.id == ticket_id).map(|p| p + 1))
+    }
     /// A ticket's history, oldest first.
     async fn ticket_events(&self, ticket_id: i64) -> Result<Vec<TicketEvent>, StoreError>;
     /// Adds events to a ticket (and effects to the outbox) without touching its conversation.

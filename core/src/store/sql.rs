@@ -515,6 +515,37 @@ impl Store for SqlStore {
         Ok(out)
     }
 
+    async fn queue_counts(&self) -> Result<[usize; 4], StoreError> {
+        let rows = sqlx::query("SELECT priority, COUNT(*) AS n FROM tickets WHERE status = 'queued' GROUP BY priority")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut counts = [0usize; 4];
+        for r in &rows {
+            let n: i64 = r.try_get("n")?;
+            counts[priority_from(r.try_get("priority")?) as usize] += usize::try_from(n).unwrap_or(0);
+        }
+        Ok(counts)
+    }
+
+    async fn queue_position(&self, ticket_id: i64) -> Result<Option<usize>, StoreError> {
+        let me = sqlx::query("SELECT priority, created_at FROM tickets WHERE id = $1 AND status = 'queued'")
+            .bind(ticket_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(me) = me else { return Ok(None) };
+        let (priority, created): (i64, i64) = (me.try_get("priority")?, me.try_get("created_at")?);
+        let ahead: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM tickets WHERE status = 'queued' AND \
+             (priority > $1 OR (priority = $1 AND (created_at < $2 OR (created_at = $2 AND id < $3))))",
+        )
+        .bind(priority)
+        .bind(created)
+        .bind(ticket_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Some(usize::try_from(ahead).unwrap_or(0) + 1))
+    }
+
     async fn ticket_events(&self, ticket_id: i64) -> Result<Vec<TicketEvent>, StoreError> {
         let rows = sqlx::query("SELECT ticket_id, at, kind FROM ticket_events WHERE ticket_id = $1 ORDER BY id")
             .bind(ticket_id)

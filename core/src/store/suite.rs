@@ -218,6 +218,14 @@ async fn queue_order_is_urgent_first_then_oldest(store: &dyn Store) {
     }
     let queue: Vec<i64> = store.tickets(&[TicketStatus::Queued]).await.unwrap().into_iter().map(|t| t.id).collect();
     assert_eq!(queue, vec![ids[2], ids[1], ids[0], ids[3]]);
+    // Counted without reading the queue: by priority, and each ticket's place in it.
+    let counts = store.queue_counts().await.unwrap();
+    assert_eq!(counts[Priority::Normal as usize], 2);
+    assert_eq!((counts[Priority::Urgent as usize], counts[Priority::Low as usize], counts[Priority::High as usize]), (1, 1, 0));
+    for (place, id) in queue.iter().enumerate() {
+        assert_eq!(store.queue_position(*id).await.unwrap(), Some(place + 1), "ticket {id}");
+    }
+    assert_eq!(store.queue_position(999_999).await.unwrap(), None);
     assert!(store.tickets(&[TicketStatus::Assigned]).await.unwrap().is_empty());
 }
 
