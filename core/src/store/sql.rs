@@ -28,6 +28,9 @@ enum Backend {
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite takes one writer at a time: this process's writers queue here instead of colliding
+    /// in the database and sleeping in SQLite's busy handler (other processes still do that).
+    writer: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// `PRAGMA auto_vacuum`'s value for incremental.
@@ -64,6 +67,8 @@ impl SqlStore {
             sqlx::any::AnyConnectOptions::from_str(url).map_err(|e| StoreError::Open { path: redact(url), reason: e.to_string() })?;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            // A SQLite connection is a file handle that cannot break: no ping before each use.
+            .test_before_acquire(backend != Backend::Sqlite)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -90,7 +95,8 @@ impl SqlStore {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        let store = SqlStore { pool, backend };
+        let writer = (backend == Backend::Sqlite).then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
+        let store = SqlStore { pool, backend, writer };
         store.fill_destinations().await?;
         if backend == Backend::Sqlite {
             store.convert_to_incremental_vacuum().await?;
@@ -202,6 +208,14 @@ impl SqlStore {
             .fetch_optional(&self.pool)
             .await?;
         if held.is_some() { Ok(()) } else { Err(StoreError::LeaseLost(lease.dest.clone())) }
+    }
+
+    /// This process's turn to write (SQLite), held for the rest of the calling method.
+    async fn writing(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.writer {
+            Some(w) => Some(w.lock().await),
+            None => None,
+        }
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
@@ -324,6 +338,22 @@ async fn insert_outbox(tx: &mut Tx<'_>, item: &Outgoing, at: Millis) -> Result<(
     Ok(())
 }
 
+/// Queues `items` in one statement, in order.
+async fn insert_outbox_all(tx: &mut Tx<'_>, items: &[Outgoing], at: Millis) -> Result<(), StoreError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<String> =
+        (0..items.len()).map(|i| format!("(${}, ${}, ${}, 0, $1, 'pending')", 2 + 3 * i, 3 + 3 * i, 4 + 3 * i)).collect();
+    let sql = format!("INSERT INTO outbox (target, dest, item, attempts, due_at, status) VALUES {}", rows.join(", "));
+    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(at);
+    for item in items {
+        q = q.bind(item.target()).bind(item.destination()).bind(json(item)?);
+    }
+    q.execute(&mut **tx).await?;
+    Ok(())
+}
+
 async fn insert_event(tx: &mut Tx<'_>, ticket_id: i64, kind: &TicketEventKind, at: Millis) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO ticket_events (ticket_id, at, kind) VALUES ($1, $2, $3)")
         .bind(ticket_id)
@@ -346,6 +376,7 @@ impl Store for SqlStore {
         if let Some(row) = existing {
             return conversation_row(&row);
         }
+        let turn = self.writing().await;
         sqlx::query(
             "INSERT INTO conversations (channel, chat, customer_id, customer_name, lang, state, owner, ticket_id, version, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 0, $8) ON CONFLICT (channel, chat) DO NOTHING",
@@ -360,6 +391,7 @@ impl Store for SqlStore {
         .bind(new.at)
         .execute(&self.pool)
         .await?;
+        drop(turn);
         let row = sqlx::query(AssertSqlSafe(format!("SELECT {CONV_COLS} FROM conversations WHERE channel = $1 AND chat = $2")))
             .bind(&new.key.channel)
             .bind(&new.key.chat)
@@ -377,6 +409,7 @@ impl Store for SqlStore {
     }
 
     async fn commit(&self, c: Commit) -> Result<Committed, StoreError> {
+        let _turn = self.writing().await;
         let mut tx = self.pool.begin().await?;
         if let Some((channel, message_id)) = &c.dedup {
             let done = sqlx::query(INSERT_PROCESSED).bind(channel).bind(message_id).bind(c.at).execute(&mut *tx).await?;
@@ -470,23 +503,29 @@ impl Store for SqlStore {
                 insert_event(&mut tx, tid, kind, c.at).await?;
             }
         }
-        for (author, text) in &c.transcript {
-            sqlx::query("INSERT INTO transcript (conversation_id, ticket_id, author, text, at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(conv.id)
-                .bind(ticket_id)
-                .bind(json(author)?)
-                .bind(text)
-                .bind(c.at)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for item in &c.outbox {
-            let mut item = item.clone();
-            if let Outgoing::Desk { ticket_id: t @ None, .. } = &mut item {
-                *t = ticket_id;
+        // One statement for all the lines, one for all the effects (rows keep their order): each
+        // statement is a round trip, and on SQLite the commit holds the one writer's turn.
+        if !c.transcript.is_empty() {
+            let rows: Vec<String> = (0..c.transcript.len()).map(|i| format!("($1, $2, $3, ${}, ${})", 4 + 2 * i, 5 + 2 * i)).collect();
+            let sql = format!("INSERT INTO transcript (conversation_id, ticket_id, at, author, text) VALUES {}", rows.join(", "));
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(conv.id).bind(ticket_id).bind(c.at);
+            for (author, text) in &c.transcript {
+                q = q.bind(json(author)?).bind(text.as_str());
             }
-            insert_outbox(&mut tx, &item, c.at).await?;
+            q.execute(&mut *tx).await?;
         }
+        let outbox: Vec<Outgoing> = c
+            .outbox
+            .iter()
+            .map(|item| {
+                let mut item = item.clone();
+                if let Outgoing::Desk { ticket_id: t @ None, .. } = &mut item {
+                    *t = ticket_id;
+                }
+                item
+            })
+            .collect();
+        insert_outbox_all(&mut tx, &outbox, c.at).await?;
         tx.commit().await?;
         Ok(Committed { conversation: conv, ticket_id })
     }
@@ -569,6 +608,7 @@ impl Store for SqlStore {
         outbox: Vec<Outgoing>,
         at: Millis,
     ) -> Result<(), StoreError> {
+        let _turn = self.writing().await;
         let mut tx = self.pool.begin().await?;
         for kind in &events {
             insert_event(&mut tx, ticket_id, kind, at).await?;
@@ -636,6 +676,7 @@ impl Store for SqlStore {
                 break;
             }
             let lease = Lease { dest, token: super::new_token(owner) };
+            let turn = self.writing().await;
             let taken = sqlx::query(
                 "INSERT INTO outbox_leases (dest, owner, token, until) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (dest) DO UPDATE SET owner = excluded.owner, token = excluded.token, until = excluded.until \
@@ -649,6 +690,7 @@ impl Store for SqlStore {
             .execute(&self.pool)
             .await?
             .rows_affected();
+            drop(turn);
             if taken == 0 {
                 continue;
             }
@@ -661,6 +703,7 @@ impl Store for SqlStore {
     }
 
     async fn outbox_next(&self, lease: &Lease, now: Millis, lease_ms: i64) -> Result<Option<OutboxItem>, StoreError> {
+        let _turn = self.writing().await;
         let renewed = sqlx::query("UPDATE outbox_leases SET until = $1 WHERE dest = $2 AND token = $3")
             .bind(now + lease_ms)
             .bind(&lease.dest)
@@ -685,6 +728,7 @@ impl Store for SqlStore {
     }
 
     async fn outbox_done(&self, lease: &Lease, id: i64) -> Result<(), StoreError> {
+        let _turn = self.writing().await;
         let q = sqlx::query("DELETE FROM outbox WHERE id = $1 AND EXISTS (SELECT 1 FROM outbox_leases WHERE dest = $2 AND token = $3)")
             .bind(id)
             .bind(&lease.dest)
@@ -693,6 +737,7 @@ impl Store for SqlStore {
     }
 
     async fn outbox_retry(&self, lease: &Lease, id: i64, attempts: i64, due_at: Millis) -> Result<(), StoreError> {
+        let _turn = self.writing().await;
         let q = sqlx::query(
             "UPDATE outbox SET attempts = $1, due_at = $2 WHERE id = $3 \
              AND EXISTS (SELECT 1 FROM outbox_leases WHERE dest = $4 AND token = $5)",
@@ -707,6 +752,7 @@ impl Store for SqlStore {
     }
 
     async fn outbox_fail(&self, lease: &Lease, id: i64, reason: &str, at: Millis, record: Option<TicketRecord>) -> Result<(), StoreError> {
+        let _turn = self.writing().await;
         let mut tx = self.pool.begin().await?;
         // A failed item's due time is when it failed: what pruning goes by.
         let failed = sqlx::query(
@@ -746,6 +792,7 @@ impl Store for SqlStore {
     }
 
     async fn renew_leases(&self, leases: &[Lease], until: Millis) -> Result<u64, StoreError> {
+        let _turn = self.writing().await;
         if leases.is_empty() {
             return Ok(0);
         }
@@ -758,10 +805,12 @@ impl Store for SqlStore {
     }
 
     async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        let _turn = self.writing().await;
         Ok(sqlx::query("DELETE FROM outbox_leases WHERE owner = $1").bind(owner).execute(&self.pool).await?.rows_affected())
     }
 
     async fn prune_failed_outbox(&self, before: Millis) -> Result<u64, StoreError> {
+        let _turn = self.writing().await;
         let q = "DELETE FROM outbox WHERE status = 'failed' AND due_at < $1";
         Ok(sqlx::query(q).bind(before).execute(&self.pool).await?.rows_affected())
     }
@@ -782,11 +831,13 @@ impl Store for SqlStore {
     }
 
     async fn mark_processed(&self, channel: &str, message_id: &str, at: Millis) -> Result<(), StoreError> {
+        let _turn = self.writing().await;
         sqlx::query(INSERT_PROCESSED).bind(channel).bind(message_id).bind(at).execute(&self.pool).await?;
         Ok(())
     }
 
     async fn prune_processed(&self, before: Millis) -> Result<u64, StoreError> {
+        let _turn = self.writing().await;
         Ok(sqlx::query("DELETE FROM processed WHERE at < $1").bind(before).execute(&self.pool).await?.rows_affected())
     }
 
@@ -799,6 +850,7 @@ impl Store for SqlStore {
     }
 
     async fn set_value(&self, namespace: &str, key: &str, value: &str) -> Result<(), StoreError> {
+        let _turn = self.writing().await;
         sqlx::query(
             "INSERT INTO kv (namespace, key, value) VALUES ($1, $2, $3) ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
         )
