@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod hant;
+pub mod links;
 pub mod matcher;
 pub mod outbox;
 pub mod pack;

@@ -1,11 +1,11 @@
 //! Which thread of the staff channel belongs to which ticket, kept in the engine store's
 //! key-value space so a restart (or another instance) finds the same threads.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serenity::all::ChannelId;
 use switchboard_core::StoreError;
+use switchboard_core::links::TicketLinks;
 use switchboard_core::store::Store;
 
 /// Namespace of `ticket id → thread id`.
@@ -17,11 +17,12 @@ pub const NS_SUMMARY: &str = "discord.summary";
 /// Namespace of tickets whose closing line is in their thread.
 pub const NS_CLOSED: &str = "discord.closed";
 
-/// The ticket ↔ thread map.
+/// The ticket ↔ thread map: the core's [`TicketLinks`] over this desk's namespaces, plus the steps
+/// done per ticket.
 #[derive(Clone)]
 pub struct Threads {
     store: Arc<dyn Store>,
-    by_thread: Arc<Mutex<HashMap<u64, i64>>>,
+    links: Arc<TicketLinks>,
 }
 
 impl std::fmt::Debug for Threads {
@@ -33,33 +34,25 @@ impl std::fmt::Debug for Threads {
 impl Threads {
     /// The map over `store`.
     pub fn new(store: Arc<dyn Store>) -> Threads {
-        Threads { store, by_thread: Arc::new(Mutex::new(HashMap::new())) }
+        Threads { links: Arc::new(TicketLinks::new(store.clone(), NS_THREAD, NS_TICKET, "")), store }
     }
 
     /// The ticket's thread, if it has one.
     pub async fn thread_of(&self, ticket: i64) -> Result<Option<ChannelId>, StoreError> {
-        let v = self.store.get_value(NS_THREAD, &ticket.to_string()).await?;
+        let v = self.links.place_of(ticket).await?;
         Ok(v.and_then(|v| v.parse::<u64>().ok()).filter(|&id| id > 0).map(ChannelId::new))
     }
 
     /// The ticket a thread belongs to, if it is a ticket thread.
     pub async fn ticket_of(&self, thread: ChannelId) -> Result<Option<i64>, StoreError> {
-        if let Some(&t) = self.by_thread.lock().unwrap_or_else(|p| p.into_inner()).get(&thread.get()) {
-            return Ok(Some(t));
-        }
-        let t = self.store.get_value(NS_TICKET, &thread.get().to_string()).await?.and_then(|v| v.parse::<i64>().ok());
-        if let Some(t) = t {
-            self.by_thread.lock().unwrap_or_else(|p| p.into_inner()).insert(thread.get(), t);
-        }
-        Ok(t)
+        self.links.ticket_of(&thread.get().to_string()).await
     }
 
     /// Records a ticket's new thread: at once in this process, so an agent's message in the thread
-    /// is relayed even if it arrives before (or without) the store's write, then in the store.
+    /// is relayed even if it arrives before (or without) the store's write, then in the store
+    /// (both directions in one transaction).
     pub async fn remember(&self, ticket: i64, thread: ChannelId) -> Result<(), StoreError> {
-        self.by_thread.lock().unwrap_or_else(|p| p.into_inner()).insert(thread.get(), ticket);
-        self.store.set_value(NS_THREAD, &ticket.to_string(), &thread.get().to_string()).await?;
-        self.store.set_value(NS_TICKET, &thread.get().to_string(), &ticket.to_string()).await
+        self.links.link(ticket, &thread.get().to_string()).await
     }
 
     /// Whether `step` (a namespace such as [`NS_SUMMARY`]) was done for the ticket.

@@ -42,9 +42,12 @@ pub async fn ticket_of(store: &dyn Store, staff: i64, thread: i32) -> Result<Opt
     Ok(store.get_value(TOPIC_TICKET_NS, &format!("{staff}:{thread}")).await?.and_then(|v| v.parse().ok()))
 }
 
+/// Records both directions in one transaction (the same layout as the core's
+/// [`TicketLinks`](switchboard_core::links::TicketLinks) with scope `"{staff}:"`).
 async fn remember(store: &dyn Store, staff: i64, ticket: i64, thread: i32) -> Result<(), StoreError> {
-    store.set_value(TOPIC_TICKET_NS, &format!("{staff}:{thread}"), &ticket.to_string()).await?;
-    store.set_value(TOPIC_NS, &format!("{staff}:{ticket}"), &thread.to_string()).await
+    let (place_key, ticket_key) = (format!("{staff}:{thread}"), format!("{staff}:{ticket}"));
+    let (ticket_text, thread_text) = (ticket.to_string(), thread.to_string());
+    store.set_values(&[(TOPIC_TICKET_NS, &place_key, &ticket_text), (TOPIC_NS, &ticket_key, &thread_text)]).await
 }
 
 async fn forget(store: &dyn Store, staff: i64, ticket: i64) -> Result<(), StoreError> {

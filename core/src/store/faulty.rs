@@ -177,6 +177,10 @@ impl<S: Store> Store for Faulty<S> {
         self.check()?;
         self.inner.values(namespace).await
     }
+    async fn set_values(&self, values: &[(&str, &str, &str)]) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.set_values(values).await
+    }
     async fn reclaim_space(&self, pages: u32) -> Result<u64, StoreError> {
         self.check()?;
         self.inner.reclaim_space(pages).await

@@ -347,4 +347,12 @@ impl Store for MemoryStore {
         v.sort();
         Ok(v)
     }
+
+    async fn set_values(&self, values: &[(&str, &str, &str)]) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        for (ns, key, value) in values {
+            g.values.insert((ns.to_string(), key.to_string()), value.to_string());
+        }
+        Ok(())
+    }
 }

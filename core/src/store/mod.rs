@@ -220,6 +220,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn set_value(&self, namespace: &str, key: &str, value: &str) -> Result<(), StoreError>;
     /// Every adapter value of a namespace, as `(key, value)` sorted by key.
     async fn values(&self, namespace: &str) -> Result<Vec<(String, String)>, StoreError>;
+    /// Writes several adapter values, `(namespace, key, value)`, all or none (one transaction):
+    /// for facts kept in two directions, such as a ticket's thread and the thread's ticket.
+    async fn set_values(&self, values: &[(&str, &str, &str)]) -> Result<(), StoreError>;
     /// Gives back to the file system at most `pages` pages that deleted rows left free (SQLite's
     /// incremental vacuum); returns how many. Backends that reclaim space themselves return 0.
     async fn reclaim_space(&self, pages: u32) -> Result<u64, StoreError> {

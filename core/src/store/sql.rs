@@ -862,6 +862,23 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn set_values(&self, values: &[(&str, &str, &str)]) -> Result<(), StoreError> {
+        let _turn = self.writing().await;
+        let mut tx = self.pool.begin().await?;
+        for (namespace, key, value) in values {
+            sqlx::query(
+                "INSERT INTO kv (namespace, key, value) VALUES ($1, $2, $3) ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(*namespace)
+            .bind(*key)
+            .bind(*value)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn values(&self, namespace: &str) -> Result<Vec<(String, String)>, StoreError> {
         let rows = sqlx::query("SELECT key, value FROM kv WHERE namespace = $1 ORDER BY key").bind(namespace).fetch_all(&self.pool).await?;
         rows.iter().map(|r| Ok((r.try_get("key")?, r.try_get("value")?))).collect()

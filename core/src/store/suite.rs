@@ -414,4 +414,8 @@ async fn values_round_trip(store: &dyn Store) {
     let all = store.values("telegram").await.unwrap();
     assert_eq!(all, [("a".into(), "1".into()), ("b".into(), "2".into()), ("offset".into(), "42".into())], "one namespace, by key");
     assert!(store.values("nothing here").await.unwrap().is_empty());
+    store.set_values(&[("links.a", "7", "900"), ("links.b", "900", "7"), ("telegram", "offset", "43")]).await.unwrap();
+    assert_eq!(store.get_value("links.a", "7").await.unwrap().as_deref(), Some("900"));
+    assert_eq!(store.get_value("links.b", "900").await.unwrap().as_deref(), Some("7"));
+    assert_eq!(store.get_value("telegram", "offset").await.unwrap().as_deref(), Some("43"), "set_values overwrites too");
 }
