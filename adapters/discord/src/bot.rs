@@ -32,7 +32,7 @@ use serenity::all::{
 };
 use switchboard_core::dialogue::PAYLOAD_START;
 use switchboard_core::engine::{AgentCommand, AgentOutcome, Engine};
-use switchboard_core::types::{Actor, Content, Inbound, Ticket, TicketStatus};
+use switchboard_core::types::{Actor, Content, Inbound, Ticket};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::channel::{CHANNEL_NAME, Target};
@@ -1049,25 +1049,31 @@ impl Worker {
             return "The queue is empty.".into();
         }
         let mut out = String::from("**Tickets** (urgent first, then oldest)\n");
+        let now = switchboard_core::types::now_ms();
         for (i, t) in tickets.iter().enumerate() {
-            let status = match (&t.status, &t.agent) {
-                (TicketStatus::Assigned, Some(a)) => match a.strip_prefix(ACTOR_PREFIX) {
+            // The same facts as every desk's queue line, with Discord's mentions and escaping.
+            let q = switchboard_core::channel::QueueLine::new(t, now);
+            let status = match q.holder {
+                Some(a) => match a.strip_prefix(ACTOR_PREFIX) {
                     Some(user) => format!("with <@{user}>"),
                     None => format!("with {}", format::escape(a)),
                 },
-                (s, _) => s.as_str().to_string(),
+                None => t.status.as_str().to_string(),
             };
             let thread = match self.threads.thread_of(t.id).await {
                 Ok(Some(th)) => format!(" — <#{th}>"),
                 _ => String::new(),
             };
             let line = format!(
-                "#{} · {} · {} · {} ({}){}\n",
+                "{}#{} · {} · {} · {} ({}) · {} · {} min{}\n",
+                q.urgent_mark(),
                 t.id,
                 t.priority.as_str(),
                 status,
                 format::escape(&switchboard_core::channel::one_line(&t.customer_name, 60)),
                 t.key.channel,
+                format::escape(&q.reason),
+                q.waiting_minutes,
                 thread
             );
             if out.chars().count() + line.chars().count() > 1900 {

@@ -430,6 +430,8 @@ async fn queue_lists_tickets_for_staff() {
     assert_eq!(resp["data"]["flags"], json!(64));
     let text = fake::unescape(resp["data"]["content"].as_str().unwrap_or_default());
     assert!(text.contains(&format!("#{}", t1.id)) && text.contains(&format!("#{}", t2.id)), "{text}");
+    // Each line says why and for how long, in the words of every desk.
+    assert!(text.contains("asked for a person") && text.contains(" min"), "{text}");
     // Outside a thread, a ticket command needs the number.
     let claim = h.fake.slash(STAFF_CHANNEL, &alice, "claim", &[]);
     assert!(h.wait_response(claim).await["data"]["content"].as_str().is_some_and(|c| c.contains("ticket number")));
