@@ -36,7 +36,8 @@ pub struct TextLimit {
     /// The most units one message may hold (leave room for what the adapter adds, such as a
     /// mention or an agent's name).
     pub max: usize,
-    /// How the platform counts: [`chars_len`] or [`utf16_len`].
+    /// How the platform counts: [`chars_len`], or the adapter's own measure (Telegram counts
+    /// UTF-16 units, Discord the text as escaped).
     pub measure: fn(&str) -> usize,
 }
 
@@ -255,11 +256,6 @@ pub fn chars_len(s: &str) -> usize {
     s.chars().count()
 }
 
-/// Length in UTF-16 code units (how Telegram counts).
-pub fn utf16_len(s: &str) -> usize {
-    s.encode_utf16().count()
-}
-
 /// What a [`Recorder`] saw.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recorded {
@@ -374,6 +370,11 @@ impl AgentDesk for Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Telegram's measure, to test splitting by a measure other than characters.
+    fn utf16_len(s: &str) -> usize {
+        s.encode_utf16().count()
+    }
 
     #[test]
     fn splits_at_the_limit_preferring_newlines() {

@@ -10,7 +10,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use switchboard_core::channel::{AgentDesk, TicketView, ticket_summary, ticket_title, utf16_len};
+use switchboard_core::channel::{AgentDesk, TicketView, ticket_summary, ticket_title};
+
+use crate::send::utf16_len;
 use switchboard_core::store::Store;
 use switchboard_core::types::DeskNotice;
 use switchboard_core::{ChannelError, StoreError};

@@ -34,7 +34,7 @@ pub use config::TelegramConfig;
 pub use desk::{TOPIC_NS, TOPIC_TICKET_NS, TelegramDesk, ticket_of, topic_of};
 pub use error::{TelegramError, scrub};
 pub use poll::{INBOUND_CONCURRENCY, OFFSET_KEY, OFFSET_NS, webhook_secret};
-pub use send::{DESK_PREFIX_ROOM, DESK_TEXT_LIMIT, MAX_CALLBACK_DATA, MAX_MESSAGE_UTF16, TEXT_LIMIT, TelegramChannel};
+pub use send::{DESK_PREFIX_ROOM, DESK_TEXT_LIMIT, MAX_CALLBACK_DATA, MAX_MESSAGE_UTF16, TEXT_LIMIT, TelegramChannel, utf16_len};
 pub use updates::{CustomerCommand, STAFF_PROCESSED, StaffCommand, customer_help};
 
 use crate::error::Failure;

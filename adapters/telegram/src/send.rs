@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use switchboard_core::ChannelError;
-use switchboard_core::channel::{Channel, TextLimit, split_message, utf16_len};
+use switchboard_core::channel::{Channel, TextLimit, split_message};
 use switchboard_core::types::{Choice, Reply};
 use teloxide::RequestError;
 use teloxide::adaptors::Throttle;
@@ -37,6 +37,11 @@ pub const MAX_MESSAGE_UTF16: usize = 4096;
 
 /// Telegram's limit on a button's `callback_data`, in bytes.
 pub const MAX_CALLBACK_DATA: usize = 64;
+
+/// Length in UTF-16 code units: how Telegram counts a message's length.
+pub fn utf16_len(s: &str) -> usize {
+    s.encode_utf16().count()
+}
 
 /// The longest reply text one Telegram message holds, as Telegram counts (UTF-16 code units):
 /// the engine splits longer replies to customers before queueing them.

@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use support::*;
 use switchboard_core::Lang;
-use switchboard_core::channel::{Recorder, utf16_len};
+use switchboard_core::channel::Recorder;
 use switchboard_core::dialogue::Phrase;
 use switchboard_core::engine::AgentCommand;
 use switchboard_core::types::{Actor, Content, Inbound, Owner, TicketEventKind, TicketStatus};
 use switchboard_telegram::fake::{FakeUser, Fault};
+use switchboard_telegram::utf16_len;
 use switchboard_telegram::{OFFSET_KEY, OFFSET_NS};
 
 #[tokio::test]
