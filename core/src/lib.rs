@@ -18,6 +18,7 @@ pub mod matcher;
 pub mod outbox;
 pub mod pack;
 pub mod reload;
+pub mod retry;
 pub mod script;
 pub mod store;
 pub mod types;

@@ -32,6 +32,7 @@ use serenity::all::{
 };
 use switchboard_core::dialogue::PAYLOAD_START;
 use switchboard_core::engine::{AgentCommand, AgentOutcome, Engine};
+use switchboard_core::retry::{Patience, Unstored, until_stored};
 use switchboard_core::types::{Actor, Content, Inbound, Ticket};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -840,34 +841,29 @@ impl Worker {
     /// whether the engine took the message (or had it already).
     async fn handle_inbound(&self, inbound: Inbound) -> bool {
         let message_id = inbound.message_id.clone();
-        let give_up = tokio::time::Instant::now() + OUTAGE_PATIENCE;
-        let mut wait = Duration::from_millis(250);
-        let mut stop = self.stop.get().cloned();
-        loop {
-            let stopping = stop.as_ref().is_some_and(|s| *s.borrow());
-            match self.engine.handle(inbound.clone()).await {
-                Ok(h) => {
-                    tracing::debug!(message = %message_id, action = h.action.as_str(), intent = ?h.intent, "handled a Discord message");
-                    return true;
-                }
-                Err(e) if e.is_transient() && !stopping && tokio::time::Instant::now() + wait < give_up => {
-                    tracing::warn!(message = %message_id, error = %e, wait_ms = wait.as_millis() as u64, "cannot store a Discord message yet, retrying");
-                    match stop.as_mut() {
-                        Some(s) => {
-                            tokio::select! {
-                                () = tokio::time::sleep(wait) => {}
-                                // Without a sender no stop can come: just wait.
-                                lost = async { s.wait_for(|s| *s).await.is_err() } => if lost { tokio::time::sleep(wait).await },
-                            }
-                        }
-                        None => tokio::time::sleep(wait).await,
-                    }
-                    wait = (wait * 2).min(Duration::from_secs(30));
-                }
-                Err(e) => {
-                    tracing::error!(message = %message_id, error = %e, "could not handle a Discord message");
-                    return false;
-                }
+        let patience = Patience {
+            first: Duration::from_millis(250),
+            max: Duration::from_secs(30),
+            attempts: None,
+            for_at_most: Some(OUTAGE_PATIENCE),
+        };
+        let stop = self.stop.get().cloned();
+        let handled = until_stored(patience, stop, switchboard_core::EngineError::is_transient, || self.engine.handle(inbound.clone()), |e, _, wait| {
+            tracing::warn!(message = %message_id, error = %e, wait_ms = wait.as_millis() as u64, "cannot store a Discord message yet, retrying");
+        })
+        .await;
+        match handled {
+            Ok(h) => {
+                tracing::debug!(message = %message_id, action = h.action.as_str(), intent = ?h.intent, "handled a Discord message");
+                true
+            }
+            Err(Unstored::Stopped) => {
+                tracing::warn!(message = %message_id, "stopping before a Discord message could be stored; the next start reads it again");
+                false
+            }
+            Err(Unstored::GaveUp(e) | Unstored::Failed(e)) => {
+                tracing::error!(message = %message_id, error = %e, "could not handle a Discord message");
+                false
             }
         }
     }

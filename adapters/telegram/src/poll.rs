@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use switchboard_core::StoreError;
+use switchboard_core::retry::{Patience, Unstored, until_stored};
 use teloxide::prelude::*;
 use teloxide::types::{AllowedUpdate, ResponseParameters, UpdateKind};
 use teloxide::{ApiError, RequestError};
@@ -224,56 +225,50 @@ impl Telegram {
     /// failing and the update must be delivered again later, not skipped.
     pub async fn handle_update_retrying(&self, update: Update) -> Result<(), TelegramError> {
         let id = update.id.0;
-        let mut wait = HANDLE_BACKOFF;
-        let mut attempt = 1;
-        loop {
-            match self.handle_update(update.clone()).await {
-                Ok(()) => return Ok(()),
-                Err(e) if retryable(&e) && attempt < HANDLE_ATTEMPTS => {
-                    tracing::warn!(update = id, attempt, error = %e, "handling an update failed, retrying");
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
-                    attempt += 1;
-                }
-                Err(e) if retryable(&e) => {
-                    tracing::error!(update = id, error = %e, "cannot store an update; it will be delivered again");
-                    return Err(e);
-                }
-                Err(e) => {
-                    tracing::error!(update = id, error = %e, "could not handle an update; skipping it");
-                    return Ok(());
-                }
+        let patience = Patience { first: HANDLE_BACKOFF, max: MAX_HANDLE_BACKOFF, attempts: Some(HANDLE_ATTEMPTS), for_at_most: None };
+        let retried = until_stored(
+            patience,
+            None,
+            retryable,
+            || self.handle_update(update.clone()),
+            |e, attempt, _| {
+                tracing::warn!(update = id, attempt, error = %e, "handling an update failed, retrying");
+            },
+        )
+        .await;
+        match retried {
+            Ok(()) | Err(Unstored::Stopped) => Ok(()),
+            Err(Unstored::GaveUp(e)) => {
+                tracing::error!(update = id, error = %e, "cannot store an update; it will be delivered again");
+                Err(e)
+            }
+            Err(Unstored::Failed(e)) => {
+                tracing::error!(update = id, error = %e, "could not handle an update; skipping it");
+                Ok(())
             }
         }
     }
 
     /// Handles an update, retrying with backoff for as long as storage fails, until `stop`.
     /// `true` once handled (or skipped for good), `false` if stopped first.
-    async fn handle_update_until_stored(&self, update: Update, mut stop: watch::Receiver<bool>) -> bool {
+    async fn handle_update_until_stored(&self, update: Update, stop: watch::Receiver<bool>) -> bool {
         let id = update.id.0;
-        let mut wait = HANDLE_BACKOFF;
-        let mut attempt: u32 = 1;
-        loop {
-            match self.handle_update(update.clone()).await {
-                Ok(()) => return true,
-                Err(e) if retryable(&e) => {
-                    let wait_ms = wait.as_millis() as u64;
-                    if attempt < HANDLE_ATTEMPTS {
-                        tracing::warn!(update = id, attempt, wait_ms, error = %e, "handling an update failed, retrying");
-                    } else {
-                        tracing::error!(update = id, attempt, wait_ms, error = %e, "cannot store an update yet; its chat waits for it, other chats go on");
-                    }
-                    tokio::select! {
-                        _ = stop.wait_for(|s| *s) => return false,
-                        () = tokio::time::sleep(wait) => {}
-                    }
-                    wait = (wait * 2).min(MAX_HANDLE_BACKOFF);
-                    attempt = attempt.saturating_add(1);
-                }
-                Err(e) => {
-                    tracing::error!(update = id, error = %e, "could not handle an update; skipping it");
-                    return true;
-                }
+        let patience = Patience { first: HANDLE_BACKOFF, max: MAX_HANDLE_BACKOFF, attempts: None, for_at_most: None };
+        let retried = until_stored(patience, Some(stop), retryable, || self.handle_update(update.clone()), |e, attempt, wait| {
+            let wait_ms = wait.as_millis() as u64;
+            if attempt < HANDLE_ATTEMPTS {
+                tracing::warn!(update = id, attempt, wait_ms, error = %e, "handling an update failed, retrying");
+            } else {
+                tracing::error!(update = id, attempt, wait_ms, error = %e, "cannot store an update yet; its chat waits for it, other chats go on");
+            }
+        })
+        .await;
+        match retried {
+            Ok(()) => true,
+            Err(Unstored::Stopped) => false,
+            Err(Unstored::GaveUp(e) | Unstored::Failed(e)) => {
+                tracing::error!(update = id, error = %e, "could not handle an update; skipping it");
+                true
             }
         }
     }
