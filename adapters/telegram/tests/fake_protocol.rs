@@ -3,8 +3,11 @@
 //! 5xx), so the end-to-end suite runs against something that behaves like Telegram; and, for
 //! benchmarks, its simulated round trip and its flood limits answered with real 429s.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
+use support::eventually;
 use switchboard_telegram::fake::{BOT_USERNAME, FakeLimits, FakeTelegram, FakeUser, Fault};
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, MediaKind, MessageId, MessageKind, ThreadId, UpdateKind};
@@ -85,7 +88,9 @@ async fn long_polling_honours_offset_and_timeout() {
         let bot = bot.clone();
         async move { bot.get_updates().timeout(20).await }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The fake records a call just before it starts waiting, with no await in between: on this
+    // single-threaded runtime, once the second call shows, the poll is parked waiting.
+    eventually("the second getUpdates to be waiting", || (fake.call_times("getUpdates").len() == 2).then_some(())).await;
     let t = Instant::now();
     let first = fake.push_text(&user, "hi");
     let got = waiting.await.expect("joined").expect("getUpdates");
@@ -160,10 +165,17 @@ async fn a_server_error_is_a_transient_failure_without_the_token() {
     channel.send("506", &Reply::text("hello")).await.expect("then it works");
     let e = channel.send("nope", &Reply::text("hello")).await.expect_err("not a chat id");
     assert!(matches!(e, ChannelError::Permanent(_)));
-    // A network failure (nothing listens any more) carries no token.
+    // A network failure (nothing listens any more) carries no token. The fake shuts down in the
+    // background: sends may still reach it until it has, so wait for the first one that fails.
     drop(fake);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let e = channel.send("506", &Reply::text("hello")).await.expect_err("the server is gone");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let e = loop {
+        match channel.send("506", &Reply::text("hello")).await {
+            Err(e) => break e,
+            Ok(()) => assert!(Instant::now() < deadline, "the stopped fake still answers"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert!(matches!(&e, ChannelError::Transient(_)), "{e:?}");
     assert!(!e.to_string().contains("fake-Protocol_token"), "{e}");
 }
@@ -187,6 +199,7 @@ async fn the_fake_simulates_a_round_trip_and_enforces_telegrams_limits() {
     let e = bot.send_message(ChatId(507), "too soon").await.expect_err("over the chat's limit");
     assert!(matches!(e, RequestError::RetryAfter(s) if s.seconds() == 1), "{e:?}");
     assert_eq!(fake.rate_limited(), 1);
+    // The wait is the scenario: past the announced second, the chat has a token again.
     tokio::time::sleep(Duration::from_millis(1050)).await;
     bot.send_message(ChatId(507), "later").await.expect("a token is back");
     let sent = fake.sent_to(507);

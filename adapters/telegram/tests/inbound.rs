@@ -146,9 +146,30 @@ async fn a_slow_chat_holds_up_only_itself_and_the_offset_waits_for_it() {
     eventually("every update confirmed", || (fake.pending_updates() == 0).then_some(())).await;
     let stored = running.engine.store().get_value(OFFSET_NS, OFFSET_KEY).await.expect("store");
     assert_eq!(stored, Some(fake.next_update_id().to_string()));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(fake.sent_to(slow.id).len(), 3, "nothing twice");
-    assert_eq!(fake.sent_to(quick.id).len(), 1, "nothing twice");
+    // Nothing twice: each chat's updates are handled in order, so the answer to one more /help
+    // in each chat proves every earlier update of it was handled; with the outbox empty too,
+    // nothing is left that could still be sent.
+    fake.push_text(&slow, "/help");
+    fake.push_text(&quick, "/help");
+    let slow_texts = eventually("the slow chat's last /help answer", || {
+        let texts: Vec<String> = fake.sent_to(slow.id).into_iter().map(|s| s.text).collect();
+        (texts.len() > 3).then_some(texts)
+    })
+    .await;
+    let quick_texts = eventually("the other chat's /help answer", || {
+        let texts: Vec<String> = fake.sent_to(quick.id).into_iter().map(|s| s.text).collect();
+        (texts.len() > 1).then_some(texts)
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !running.engine.store().outbox_pending().await.expect("outbox").is_empty() {
+        assert!(Instant::now() < deadline, "timed out waiting for the outbox to empty");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(slow_texts[3], texts[1], "{slow_texts:?}");
+    assert_eq!(quick_texts[1], texts[1], "{quick_texts:?}");
+    assert_eq!(fake.sent_to(slow.id).len(), 4, "nothing twice");
+    assert_eq!(fake.sent_to(quick.id).len(), 2, "nothing twice");
     running.stop().await;
 }
 

@@ -55,6 +55,7 @@ async fn through_an_outage(fake: &FakeTelegram, store: &Faulty<MemoryStore>, use
     store.set_down(true);
     fake.push_text(user, text);
     eventually("the adapter to hit the failing store", || (store.refused() > 3).then_some(())).await;
+    // The wait is the scenario: the store stays down for OUTAGE, past the adapter's own retries.
     tokio::time::sleep(OUTAGE).await;
     assert_eq!(fake.sent_to(user.id).len(), before, "nothing can be answered while the store is down");
     store.set_down(false);
