@@ -37,6 +37,8 @@ enum Command {
     Intents(cmd::intents::IntentsCommand),
     /// Train the matcher on one set and score it on another.
     Eval(cmd::eval::EvalArgs),
+    /// Mask secrets (card numbers, codes, passwords, ID numbers) in the lines of standard input.
+    Redact(cmd::redact::RedactArgs),
 }
 
 fn init_logging(default: &str) {
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
             Command::Desk(args) => cmd::desk::run(load()?, args).await,
             Command::Run(args) => cmd::run::run(load()?, args).await,
             Command::Intents(c) => cmd::intents::run(load()?, c).await,
+            Command::Redact(args) => cmd::redact::run(&args),
             Command::Eval(args) => {
                 let cfg = load()?;
                 cmd::eval::run(&args, cfg.matching).map(|()| ExitCode::SUCCESS)

@@ -246,3 +246,17 @@ fn intents_check_refuses_a_huge_example_and_reports_a_broken_file_alone() {
     assert!(!err.contains("not an intent"), "no second error for the unreadable file: {err:.3000}");
     assert!(err.len() < 3000, "the huge example is not repeated: {err:.3000}");
 }
+
+#[test]
+fn redact_masks_secrets_on_standard_input_and_keeps_look_alikes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = "my card 4242 4242 4242 4242 was charged twice\n验证码 384920 输进去没用\norder 4242424242424241 is late\n";
+    let out = switchboard(dir.path(), &["redact", "--explain"], input);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        ["my card [card •••• 4242] was charged twice\t# Card", "验证码 [code] 输进去没用\t# OneTimeCode", "order 4242424242424241 is late"]
+    );
+}

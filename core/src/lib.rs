@@ -17,6 +17,7 @@ pub mod links;
 pub mod matcher;
 pub mod outbox;
 pub mod pack;
+pub mod redact;
 pub mod reload;
 pub mod retry;
 pub mod script;

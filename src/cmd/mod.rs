@@ -4,6 +4,7 @@ pub mod chat;
 pub mod desk;
 pub mod eval;
 pub mod intents;
+pub mod redact;
 pub mod run;
 pub mod run_discord;
 pub mod run_telegram;
