@@ -721,3 +721,39 @@ async fn a_customer_with_an_open_ticket_is_told_their_long_message_was_cut() {
     let cut = events.iter().filter(|e| matches!(&e.kind, TicketEventKind::CustomerMessage { text } if text.ends_with(&marker))).count();
     assert_eq!(cut, 3, "the ticket's history keeps the cut text with the marker");
 }
+
+#[tokio::test]
+async fn secrets_are_masked_before_anything_is_stored_or_shown_and_the_customer_is_told() {
+    let h = memory();
+    let pack = okpay();
+    // A card number pasted into a question still gets that question's answer.
+    let got = h.say("s", "my account is locked, my card 4242 4242 4242 4242 and my password is hunter2").await;
+    assert_eq!(got.intent.as_deref(), Some("account_locked"));
+    let replies: Vec<String> = h.replies("s").into_iter().map(|r| r.text).collect();
+    assert_eq!(replies[0], Phrase::SecretHidden.text(Lang::En), "told first");
+    assert_eq!(replies[1], answer(&pack, "account_locked", Lang::En));
+    let conv = h.conversation("s").await;
+    let lines: Vec<String> = h.engine.store().transcript(conv.id, 100).await.unwrap().into_iter().map(|l| l.text).collect();
+    assert_eq!(lines[0], "my account is locked, my card [card •••• 4242] and my password is [password]");
+    assert!(lines.iter().all(|l| !l.contains("4242 4242") && !l.contains("hunter2")), "{lines:?}");
+
+    // While queued, the desk sees the placeholder, never the code; in Chinese, the notice is too.
+    let tid = h.say("q", "转人工").await.ticket_id.unwrap();
+    h.replies("q");
+    h.desk.take();
+    h.say("q", "验证码 384920 输进去没用").await;
+    assert_eq!(h.replies("q")[0].text, Phrase::SecretHidden.text(Lang::Zh));
+    let relayed: Vec<String> = h
+        .desk
+        .notices()
+        .into_iter()
+        .filter_map(|(t, n)| match n {
+            DeskNotice::CustomerMessage { text } if t == tid => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(relayed, ["验证码 [code] 输进去没用"]);
+    // Look-alikes are left as written, and nobody is told anything.
+    let plain = h.say("p", "order 4242424242424241 failed, I sent 1,500.00 USD on 2026-12-01").await;
+    assert!(plain.replies.iter().all(|r| r.text != Phrase::SecretHidden.text(Lang::En)));
+}

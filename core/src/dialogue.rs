@@ -271,6 +271,8 @@ pub enum Phrase {
     Resume,
     /// Collecting details stopped at the customer's word.
     Cancelled,
+    /// A card number, code or password in the message was hidden.
+    SecretHidden,
 }
 
 impl Phrase {
@@ -293,6 +295,12 @@ impl Phrase {
             (TooLong, Lang::Zh) => "您的消息太长了(超过 4000 字),我只保存了前 4000 字。请把问题简短地说一下。",
             (TooLong, Lang::En) => {
                 "Your message is too long (over 4,000 characters); I kept the first 4,000. Please tell me your question in a few words."
+            }
+            (SecretHidden, Lang::Zh) => {
+                "为了您的安全,我已隐藏您消息中的卡号、验证码或密码,客服人员也看不到。我们绝不会向您索要密码或验证码,请不要发给任何人。"
+            }
+            (SecretHidden, Lang::En) => {
+                "For your safety I hid the card number, code or password in your message; our staff cannot see it either. We never ask for your password or codes: please don't send them to anyone."
             }
             (TextOnly, Lang::Zh) => "抱歉,我目前只能读取文字消息,请用文字描述您的问题。",
             (TextOnly, Lang::En) => "Sorry, I can only read text messages. Please describe your question in words.",

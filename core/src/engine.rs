@@ -200,6 +200,8 @@ pub struct Engine {
     pub(crate) conflicts: std::sync::atomic::AtomicU64,
     /// Set while [`Engine::run_outbox`] shuts down: workers finish their send and take no more.
     pub(crate) stopping: std::sync::atomic::AtomicBool,
+    /// Masks secrets in customers' messages.
+    redactor: crate::redact::Redactor,
     /// Agents' names by actor id, as recorded in the store.
     pub(crate) names: std::sync::Mutex<HashMap<String, String>>,
 }
@@ -225,6 +227,7 @@ impl Engine {
             conflicts: std::sync::atomic::AtomicU64::new(0),
             stopping: std::sync::atomic::AtomicBool::new(false),
             names: std::sync::Mutex::new(HashMap::new()),
+            redactor: crate::redact::Redactor::new(),
         })
     }
 
@@ -282,6 +285,15 @@ impl Engine {
         {
             inbound.content = Content::Unsupported(std::mem::take(kind));
         }
+        // Secrets are masked before the message is stored, matched, logged or shown to anyone.
+        let mut hidden = false;
+        if let Content::Text(t) | Content::Captioned { text: t, .. } = &mut inbound.content {
+            let red = self.redactor.redact(t);
+            if !red.found.is_empty() {
+                *t = red.text;
+                hidden = true;
+            }
+        }
         let brain = self.brain();
         let at = if inbound.at > 0 { inbound.at } else { now_ms() };
         let (text, too_long) = match &inbound.content {
@@ -306,7 +318,16 @@ impl Engine {
         let _turn = self.stripe(&new.key).lock().await;
         for attempt in 0..CONFLICT_RETRIES {
             let conv = self.store.open_conversation(new.clone()).await?;
-            let (commit, handled) = self.plan_inbound(&brain, conv, &inbound, text.as_deref(), too_long, at).await?;
+            let (mut commit, mut handled) = self.plan_inbound(&brain, conv, &inbound, text.as_deref(), too_long, at).await?;
+            if hidden {
+                // Said first, in the customer's language and script, before any answer.
+                let (lang, traditional) = (handled.lang, commit.conversation.state.traditional);
+                let notice = in_script(Reply::text(Phrase::SecretHidden.text(lang)), lang, traditional);
+                commit.transcript.insert(1.min(commit.transcript.len()), (Author::Bot, notice.text.clone()));
+                let key = commit.conversation.key.clone();
+                commit.outbox.insert(0, Outgoing::Customer { key, reply: notice.clone(), ticket_id: None });
+                handled.replies.insert(0, notice);
+            }
             match self.store.commit(self.split_commit(commit)).await {
                 Ok(done) => {
                     self.wake.notify_one();

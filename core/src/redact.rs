@@ -3,7 +3,8 @@
 //! security codes, one-time codes and passwords given as such (a keyword before them, in Chinese
 //! or English), and Chinese resident ID numbers (18 characters with a valid check digit).
 //! Look-alikes stay: amounts, dates, order and transaction numbers (digits joined to letters, such
-//! as `TX2026…`, are never a card), and digit strings that fail the checksum. Pure text in, masked text out; [`Redactor::redact`] also says what it hid.
+//! as `TX2026…`, are never a card), platform ids in mentions and links (`<@&8000…>`, `/c/123…`),
+//! and digit strings that fail the checksum. Pure text in, masked text out; [`Redactor::redact`] also says what it hid.
 
 use std::sync::LazyLock;
 
@@ -36,7 +37,7 @@ pub struct Redacted {
 }
 
 static CARD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:^|[^0-9A-Za-z])((?:[0-9][ -]?){12,18}[0-9])(?:[^0-9A-Za-z]|$)").unwrap_or_else(|_| unreachable_regex())
+    Regex::new(r"(?:^|[^0-9A-Za-z@&#<>/_])((?:[0-9][ -]?){12,18}[0-9])(?:[^0-9A-Za-z<>/_]|$)").unwrap_or_else(|_| unreachable_regex())
 });
 static SECURITY_CODE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)(cvv2?|cvc2?|security code|安全码|安全碼|卡背后三位数?|卡背後三位數?)(\s*(?:is|是|为|為|:|：|=)?\s*)([0-9]{3,4})\b")
@@ -52,8 +53,9 @@ static PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)(密码|密碼|password|passwd|pwd|pass)(\s*(?:is|是|为|為|:|：|=)\s*|\s+is\s+)(\S+)")
         .unwrap_or_else(|_| unreachable_regex())
 });
-static ID_NUMBER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?:^|[^0-9])([0-9]{17}[0-9Xx])(?:[^0-9A-Za-z]|$)").unwrap_or_else(|_| unreachable_regex()));
+static ID_NUMBER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:^|[^0-9A-Za-z@&#<>/_])([0-9]{17}[0-9Xx])(?:[^0-9A-Za-z<>/_]|$)").unwrap_or_else(|_| unreachable_regex())
+});
 
 /// A regex that matches nothing, for the impossible case that a pattern above does not compile
 /// (they are constants, checked by the tests).
@@ -192,6 +194,11 @@ mod tests {
         assert_eq!(r("order 4242424242424241 is late"), "order 4242424242424241 is late");
         assert_eq!(r("I sent 1,500.00 USD on 2026-12-01 at 10:30"), "I sent 1,500.00 USD on 2026-12-01 at 10:30");
         assert_eq!(r("transaction TX20261201123456"), "transaction TX20261201123456");
+        // Platform ids in mentions and links, however Luhn-valid their digits.
+        assert_eq!(
+            r("<@&800000000000000003> <#800000000000000003> t.me/c/800000000000000003"),
+            "<@&800000000000000003> <#800000000000000003> t.me/c/800000000000000003"
+        );
     }
 
     #[test]
