@@ -202,12 +202,7 @@ impl SqlStore {
         if q.execute(&self.pool).await?.rows_affected() > 0 {
             return Ok(());
         }
-        let held: Option<String> = sqlx::query_scalar("SELECT token FROM outbox_leases WHERE dest = $1 AND token = $2")
-            .bind(&lease.dest)
-            .bind(&lease.token)
-            .fetch_optional(&self.pool)
-            .await?;
-        if held.is_some() { Ok(()) } else { Err(StoreError::LeaseLost(lease.dest.clone())) }
+        still_held(&self.pool, lease).await
     }
 
     /// This process's turn to write (SQLite), held for the rest of the calling method.
@@ -338,6 +333,16 @@ async fn insert_outbox(tx: &mut Tx<'_>, item: &Outgoing, at: Millis) -> Result<(
     Ok(())
 }
 
+/// `Ok` while `lease` still holds its destination, else [`StoreError::LeaseLost`].
+async fn still_held<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(exec: E, lease: &Lease) -> Result<(), StoreError> {
+    let held: Option<String> = sqlx::query_scalar("SELECT token FROM outbox_leases WHERE dest = $1 AND token = $2")
+        .bind(&lease.dest)
+        .bind(&lease.token)
+        .fetch_optional(exec)
+        .await?;
+    if held.is_some() { Ok(()) } else { Err(StoreError::LeaseLost(lease.dest.clone())) }
+}
+
 /// Queues `items` in one statement, in order.
 async fn insert_outbox_all(tx: &mut Tx<'_>, items: &[Outgoing], at: Millis) -> Result<(), StoreError> {
     if items.is_empty() {
@@ -464,36 +469,21 @@ impl Store for SqlStore {
             ticket_id = Some(id);
         }
         if let Some(t) = &c.update_ticket {
-            let updated = match &c.ticket_was {
-                // Only if nobody changed its owner since it was read.
-                Some((status, agent)) => {
-                    sqlx::query(
-                        "UPDATE tickets SET priority = $1, fields = $2, status = $3, agent = $4, updated_at = $5 \
-                     WHERE id = $6 AND status = $7 AND agent IS NOT DISTINCT FROM $8",
-                    )
-                    .bind(priority_num(t.priority))
-                    .bind(json(&t.fields)?)
-                    .bind(t.status.as_str())
-                    .bind(&t.agent)
-                    .bind(t.updated_at)
-                    .bind(t.id)
-                    .bind(status.as_str())
-                    .bind(agent)
-                    .execute(&mut *tx)
-                    .await?
-                }
-                None => {
-                    sqlx::query("UPDATE tickets SET priority = $1, fields = $2, status = $3, agent = $4, updated_at = $5 WHERE id = $6")
-                        .bind(priority_num(t.priority))
-                        .bind(json(&t.fields)?)
-                        .bind(t.status.as_str())
-                        .bind(&t.agent)
-                        .bind(t.updated_at)
-                        .bind(t.id)
-                        .execute(&mut *tx)
-                        .await?
-                }
-            };
+            // With `ticket_was`, only if nobody changed its owner since it was read.
+            let guard = if c.ticket_was.is_some() { " AND status = $7 AND agent IS NOT DISTINCT FROM $8" } else { "" };
+            let sql =
+                format!("UPDATE tickets SET priority = $1, fields = $2, status = $3, agent = $4, updated_at = $5 WHERE id = $6{guard}");
+            let mut q = sqlx::query(AssertSqlSafe(sql))
+                .bind(priority_num(t.priority))
+                .bind(json(&t.fields)?)
+                .bind(t.status.as_str())
+                .bind(&t.agent)
+                .bind(t.updated_at)
+                .bind(t.id);
+            if let Some((status, agent)) = &c.ticket_was {
+                q = q.bind(status.as_str()).bind(agent);
+            }
+            let updated = q.execute(&mut *tx).await?;
             if updated.rows_affected() == 0 {
                 return Err(StoreError::Conflict(conv.id));
             }
@@ -768,16 +758,8 @@ impl Store for SqlStore {
         .await?
         .rows_affected();
         if failed == 0 {
-            let held: Option<String> = sqlx::query_scalar("SELECT token FROM outbox_leases WHERE dest = $1 AND token = $2")
-                .bind(&lease.dest)
-                .bind(&lease.token)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if held.is_none() {
-                return Err(StoreError::LeaseLost(lease.dest.clone()));
-            }
-            // The item is gone already: nothing to record.
-            return Ok(());
+            // Lost the lease, or the item is gone already: nothing to record either way.
+            return still_held(&mut *tx, lease).await;
         }
         if let Some(r) = record {
             for kind in &r.events {
