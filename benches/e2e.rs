@@ -20,10 +20,10 @@ use switchboard_core::engine::{Brain, Engine, EngineConfig};
 use switchboard_core::pack::Pack;
 use switchboard_core::store::{MemoryStore, SqlStore, Store};
 use switchboard_core::types::{Content, Inbound};
-use switchboard_discord::fake::{FakeDiscord, FakeUser as DiscordUser, RateLimits};
 use switchboard_discord::{Discord, DiscordConfig};
-use switchboard_telegram::fake::{FakeLimits, FakeTelegram, FakeUser as TelegramUser, Fault};
 use switchboard_telegram::{Telegram, TelegramConfig};
+use switchboard_testkit::discord::{FakeDiscord, FakeUser as DiscordUser, RateLimits};
+use switchboard_testkit::telegram::{FakeLimits, FakeTelegram, FakeUser as TelegramUser, Fault};
 use tokio::sync::watch;
 
 const TG_TOKEN: &str = "123456789:AAHbench-Token_for_the_fake";
@@ -84,7 +84,7 @@ fn script(c: usize, messages: usize) -> Vec<(&'static str, &'static str)> {
 async fn open_store(kind: &str) -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
     match kind {
         "postgres" => {
-            let url = switchboard_core::store::suite::fresh_postgres().await;
+            let url = switchboard_testkit::store_suite::fresh_postgres().await;
             (Arc::new(SqlStore::connect(&url).await.expect("PostgreSQL")), None)
         }
         _ => {
@@ -341,7 +341,7 @@ async fn discord(brain: &Arc<Brain>, run: &DcRun) -> Report {
         staff_guild_id: None,
         api_url: Some(fake.url()),
     };
-    let discord = Discord::connect(engine.clone(), switchboard_discord::fake::TOKEN, config).await.expect("the adapter connects");
+    let discord = Discord::connect(engine.clone(), switchboard_testkit::discord::TOKEN, config).await.expect("the adapter connects");
     let mut tasks = discord.spawn(stopped()).expect("the adapter starts");
     tasks.push(tokio::spawn(Arc::clone(&engine).run_outbox(Duration::from_millis(200), stopped())));
     let f = fake.clone();

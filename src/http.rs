@@ -27,7 +27,8 @@ async fn healthz(State(engine): State<Arc<Engine>>) -> (StatusCode, &'static str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_core::store::{Faulty, MemoryStore};
+    use switchboard_core::store::MemoryStore;
+    use switchboard_testkit::faulty::Faulty;
     use tower::ServiceExt;
 
     async fn get(app: &axum::Router) -> (StatusCode, String) {

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use switchboard_discord::fake::{self, FakeDiscord, FakeUser, Posted, RateLimits};
+use switchboard_testkit::discord::{self as fake, FakeDiscord, FakeUser, Posted, RateLimits};
 
 const STAFF_CHANNEL: u64 = 800_000_000_000_000_001;
 const STAFF_ROLE: u64 = 800_000_000_000_000_003;

@@ -26,7 +26,7 @@ use switchboard_core::engine::{Brain, Engine, EngineConfig};
 use switchboard_core::pack::Pack;
 use switchboard_core::store::MemoryStore;
 use switchboard_core::types::{Content, Inbound};
-use switchboard_telegram::fake::{FakeLimits, FakeTelegram, FakeUser, Sent};
+use switchboard_testkit::telegram::{FakeLimits, FakeTelegram, FakeUser, Sent};
 
 const TOKEN: &str = "123456789:AAHcrash-Token_for_tests";
 /// How long the binary may take to start (the pack is trained at start, in a debug build).

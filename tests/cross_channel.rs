@@ -13,10 +13,10 @@ use switchboard_core::engine::{Engine, EngineConfig, RetryPolicy};
 use switchboard_core::pack::Pack;
 use switchboard_core::store::{MemoryStore, Store};
 use switchboard_core::types::TicketStatus;
-use switchboard_discord::fake::{self as dfake, FakeDiscord};
 use switchboard_discord::{Discord, DiscordConfig};
-use switchboard_telegram::fake::{FakeTelegram, FakeUser as TgUser};
 use switchboard_telegram::{Telegram, TelegramConfig};
+use switchboard_testkit::discord::{self as dfake, FakeDiscord};
+use switchboard_testkit::telegram::{FakeTelegram, FakeUser as TgUser};
 use tokio::sync::watch;
 
 const TG_TOKEN: &str = "123456789:AAHcross-channel-test";

@@ -8,7 +8,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use switchboard_discord::fake::{self, FakeDiscord, FakeUser};
+use switchboard_testkit::discord::{self as fake, FakeDiscord, FakeUser};
 
 const STAFF_CHANNEL: u64 = 800_000_000_000_000_001;
 const STAFF_ROLE: u64 = 800_000_000_000_000_003;

@@ -15,8 +15,9 @@ use support::{Harness, alice, bob};
 use switchboard_core::EngineError;
 use switchboard_core::dialogue::Action;
 use switchboard_core::engine::{AgentCommand, AgentOutcome};
-use switchboard_core::store::{Faulty, SqlStore, Store};
+use switchboard_core::store::{SqlStore, Store};
 use switchboard_core::types::{Author, Owner, Ticket, TicketStatus};
+use switchboard_testkit::faulty::Faulty;
 
 async fn sqlite_pair() -> (Harness, Harness, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -26,7 +27,7 @@ async fn sqlite_pair() -> (Harness, Harness, tempfile::TempDir) {
 }
 
 async fn postgres_pair() -> (Harness, Harness) {
-    let url = switchboard_core::store::suite::fresh_postgres().await;
+    let url = switchboard_testkit::store_suite::fresh_postgres().await;
     let a = Harness::new(Arc::new(SqlStore::connect(&url).await.unwrap()));
     let b = Harness::new(Arc::new(SqlStore::connect(&url).await.unwrap()));
     (a, b)
@@ -173,6 +174,6 @@ async fn a_stale_claim_is_refused_on_sqlite() {
 
 #[tokio::test]
 async fn a_stale_claim_is_refused_on_postgres() {
-    let url = switchboard_core::store::suite::fresh_postgres().await;
+    let url = switchboard_testkit::store_suite::fresh_postgres().await;
     a_stale_claim_is_refused_and_planned_again(Some(&url)).await;
 }

@@ -13,7 +13,7 @@ use switchboard_core::types::{Author, Content};
 
 #[tokio::test]
 async fn two_instances_share_one_postgres_database() {
-    let url = switchboard_core::store::suite::fresh_postgres().await;
+    let url = switchboard_testkit::store_suite::fresh_postgres().await;
     let a = Harness::new(Arc::new(SqlStore::connect(&url).await.unwrap()));
     let b = Harness::new(Arc::new(SqlStore::connect(&url).await.unwrap()));
 

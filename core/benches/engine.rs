@@ -16,6 +16,7 @@ use switchboard_core::engine::{Brain, Engine, EngineConfig};
 use switchboard_core::pack::Pack;
 use switchboard_core::store::{MemoryStore, SqlStore, Store};
 use switchboard_core::types::{Content, Inbound};
+use switchboard_testkit::store_suite;
 
 /// Customers writing at once.
 const CONCURRENT: u64 = 64;
@@ -87,9 +88,8 @@ fn engine(c: &mut Criterion) {
     bench_store(c, &rt, "sqlite", Arc::new(sqlite), &brain);
     let pg = rt.block_on(async {
         let url = tokio::time::timeout(Duration::from_secs(5), async {
-            let base = std::env::var("SWITCHBOARD_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
             let name = format!("switchboard_bench_{}", std::process::id());
-            SqlStore::create_database(&base, &name).await
+            SqlStore::create_database(&store_suite::postgres_base_url(), &name).await
         })
         .await;
         match url {
@@ -99,7 +99,7 @@ fn engine(c: &mut Criterion) {
     });
     match pg {
         Some(pg) => bench_store(c, &rt, "postgres", Arc::new(pg), &brain),
-        None => eprintln!("skipping PostgreSQL: no server at SWITCHBOARD_TEST_PG or 127.0.0.1:5432"),
+        None => eprintln!("skipping PostgreSQL: no server at {} or {}", store_suite::POSTGRES_ENV, store_suite::DEFAULT_POSTGRES),
     }
 }
 

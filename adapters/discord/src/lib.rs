@@ -18,8 +18,8 @@
 //!   within Discord's few minutes) does not show it twice. Gateway events are handled concurrently
 //!   across conversations and in order within one ([`bot`]).
 //!
-//! Start it with [`Discord::connect`] then [`Discord::spawn`]. The `fake` feature adds
-//! [`fake`], a local fake Discord for tests.
+//! Start it with [`Discord::connect`] then [`Discord::spawn`]. The tests run it against a fake
+//! Discord on 127.0.0.1 (`switchboard_testkit::discord`).
 
 pub mod api;
 pub mod bot;
@@ -29,9 +29,6 @@ pub mod desk;
 mod error;
 pub mod format;
 pub mod threads;
-
-#[cfg(feature = "fake")]
-pub mod fake;
 
 use std::future::Future;
 use std::sync::Arc;

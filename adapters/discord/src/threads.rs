@@ -69,7 +69,8 @@ impl Threads {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_core::store::{Faulty, MemoryStore};
+    use switchboard_core::store::MemoryStore;
+    use switchboard_testkit::faulty::Faulty;
 
     #[tokio::test]
     async fn a_remembered_thread_is_known_here_even_when_storing_it_failed() {

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use common::{Harness, STAFF_CHANNEL, SUPPORT_CHANNEL, TIMEOUT, agent, customer};
 use serde_json::json;
-use switchboard_core::store::{Faulty, MemoryStore};
+use switchboard_core::store::MemoryStore;
 use switchboard_core::types::{Author, TicketEventKind, TicketStatus};
-use switchboard_discord::fake::{self, Failure, Posted};
+use switchboard_testkit::discord::{self as fake, Failure, Posted};
+use switchboard_testkit::faulty::Faulty;
 
 fn assert_pings_nobody(posts: &[Posted]) {
     for p in posts {

@@ -13,7 +13,7 @@ use common::{Harness, customer};
 use switchboard_core::channel::Channel;
 use switchboard_core::types::Reply;
 use switchboard_discord::DiscordChannel;
-use switchboard_discord::fake::{self, Failure, RateLimits};
+use switchboard_testkit::discord::{self as fake, Failure, RateLimits};
 
 /// Three messages per channel a second: Discord's kind of limit, made quick to test.
 const QUICK: RateLimits = RateLimits { global_per_second: 50, messages_per_channel: 3, channel_window: Duration::from_secs(1) };

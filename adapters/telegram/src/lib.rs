@@ -11,7 +11,7 @@
 //! The bot token is only ever read by the caller (from `TELEGRAM_BOT_TOKEN`) and handed to
 //! [`Telegram::connect`]; nothing here logs it, and every error text is scrubbed of it.
 //!
-//! With the `fake` feature, [`fake`] is a local fake of the Bot API for tests.
+//! The tests run it against a fake Bot API server on 127.0.0.1 (`switchboard_testkit::telegram`).
 
 mod config;
 mod desk;
@@ -20,9 +20,7 @@ mod lanes;
 mod poll;
 mod send;
 mod updates;
-
-#[cfg(feature = "fake")]
-pub mod fake;
+mod upgrade;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,8 +75,9 @@ impl std::fmt::Debug for Telegram {
 
 impl Telegram {
     /// Connects with `token` (checked with `getMe`, retried a few times if Telegram cannot be
-    /// reached), and registers the channel `"telegram"` with the engine, and the desk
-    /// `"telegram"` when `staff_chat_id` is set.
+    /// reached), moves what an earlier version stored in the old way (once; see
+    /// `upgrade::move_staff_marks`), and registers the channel `"telegram"` with the engine, and
+    /// the desk `"telegram"` when `staff_chat_id` is set.
     pub async fn connect(engine: Arc<Engine>, token: &str, config: TelegramConfig) -> Result<Arc<Telegram>, TelegramError> {
         let token = token.trim();
         if token.is_empty() {
@@ -103,6 +102,10 @@ impl Telegram {
         let out = Arc::new(Outbound::new(bot));
         let username = get_me(&out).await?;
         tracing::info!(bot = %username, "connected to Telegram");
+        let moved = upgrade::move_staff_marks(engine.store().as_ref()).await?;
+        if moved > 0 {
+            tracing::info!(marks = moved, "moved the staff messages an earlier version marked as handled");
+        }
         engine.add_channel(Arc::new(TelegramChannel::new(out.clone())));
         if let Some(staff) = config.staff_chat_id {
             if !engine.config().desks.iter().any(|d| d == DESK) {

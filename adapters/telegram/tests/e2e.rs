@@ -12,9 +12,9 @@ use switchboard_core::channel::Recorder;
 use switchboard_core::dialogue::Phrase;
 use switchboard_core::engine::AgentCommand;
 use switchboard_core::types::{Actor, Content, Inbound, Owner, TicketEventKind, TicketStatus};
-use switchboard_telegram::fake::{FakeUser, Fault};
 use switchboard_telegram::utf16_len;
 use switchboard_telegram::{OFFSET_KEY, OFFSET_NS};
+use switchboard_testkit::telegram::{FakeUser, Fault};
 
 #[tokio::test]
 async fn answers_a_locked_account_in_chinese_and_in_english() {

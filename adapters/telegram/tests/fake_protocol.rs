@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::eventually;
-use switchboard_telegram::fake::{BOT_USERNAME, FakeLimits, FakeTelegram, FakeUser, Fault};
+use switchboard_testkit::telegram::{BOT_USERNAME, FakeLimits, FakeTelegram, FakeUser, Fault};
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, MediaKind, MessageId, MessageKind, ThreadId, UpdateKind};
 use teloxide::{ApiError, RequestError};

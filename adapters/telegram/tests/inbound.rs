@@ -14,8 +14,8 @@ use support::{TOKEN, answer, en_customer, engine_config, eventually, okpay};
 use switchboard_core::Lang;
 use switchboard_core::engine::Engine;
 use switchboard_core::store::MemoryStore;
-use switchboard_telegram::fake::{FakeTelegram, Fault, post_json};
 use switchboard_telegram::{OFFSET_KEY, OFFSET_NS, Telegram, TelegramConfig};
+use switchboard_testkit::telegram::{FakeTelegram, Fault, post_json};
 use tokio::sync::watch;
 
 #[derive(Clone, Default)]

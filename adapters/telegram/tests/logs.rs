@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use support::{Harness, TOKEN, en_customer, eventually};
-use switchboard_telegram::fake::Fault;
+use switchboard_testkit::telegram::Fault;
 
 #[derive(Clone, Default)]
 struct Buf(Arc<Mutex<Vec<u8>>>);

@@ -12,10 +12,11 @@ use std::time::Duration;
 use support::{TOKEN, answer, en_customer, engine_config, eventually, okpay};
 use switchboard_core::Lang;
 use switchboard_core::engine::Engine;
-use switchboard_core::store::{Faulty, MemoryStore, NewConversation, Store};
+use switchboard_core::store::{MemoryStore, NewConversation, Store};
 use switchboard_core::types::{Author, ConversationKey};
-use switchboard_telegram::fake::{FakeTelegram, FakeUser};
 use switchboard_telegram::{CHANNEL, Telegram, TelegramConfig};
+use switchboard_testkit::faulty::Faulty;
+use switchboard_testkit::telegram::{FakeTelegram, FakeUser};
 use tokio::sync::watch;
 
 /// Long enough for every retry the adapter makes of one update on its own.

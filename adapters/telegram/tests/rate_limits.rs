@@ -15,8 +15,8 @@ use switchboard_core::channel::{AgentDesk, Channel, TicketView};
 use switchboard_core::engine::Engine;
 use switchboard_core::store::MemoryStore;
 use switchboard_core::types::{ConversationKey, DeskNotice, HandoffReason, Priority, Reply, Ticket, TicketStatus};
-use switchboard_telegram::fake::{FakeLimits, FakeTelegram, Fault};
 use switchboard_telegram::{Telegram, TelegramConfig};
+use switchboard_testkit::telegram::{FakeLimits, FakeTelegram, Fault};
 
 async fn connect(fake: &FakeTelegram) -> Arc<Telegram> {
     let engine = Engine::new(Arc::new(MemoryStore::new()), okpay(), engine_config());

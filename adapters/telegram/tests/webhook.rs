@@ -10,8 +10,8 @@ use support::{TOKEN, answer, en_customer, engine_config, eventually, okpay};
 use switchboard_core::Lang;
 use switchboard_core::engine::Engine;
 use switchboard_core::store::MemoryStore;
-use switchboard_telegram::fake::{FakeTelegram, post_json};
 use switchboard_telegram::{Telegram, TelegramConfig};
+use switchboard_testkit::telegram::{FakeTelegram, post_json};
 
 #[tokio::test]
 async fn webhook_mode_receives_updates_through_the_apps_http_server() {

@@ -6,10 +6,3 @@ CREATE INDEX outbox_dest ON outbox (status, dest, id);
 
 -- Handled message ids are forgotten after a retention period, oldest first.
 CREATE INDEX processed_at ON processed (at);
-
--- Telegram staff messages already acted on move from the key-value space to `processed`, where
--- they are pruned like every other handled id.
-INSERT INTO processed (channel, message_id, at)
-    SELECT 'telegram.staff', key, CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT) FROM kv WHERE namespace = 'telegram.staff_done'
-    ON CONFLICT DO NOTHING;
-DELETE FROM kv WHERE namespace = 'telegram.staff_done';

@@ -348,6 +348,13 @@ impl Store for MemoryStore {
         Ok(v)
     }
 
+    async fn delete_values(&self, namespace: &str) -> Result<u64, StoreError> {
+        let mut g = self.lock();
+        let before = g.values.len();
+        g.values.retain(|(ns, _), _| ns != namespace);
+        Ok(u64::try_from(before - g.values.len()).unwrap_or(u64::MAX))
+    }
+
     async fn set_values(&self, values: &[(&str, &str, &str)]) -> Result<(), StoreError> {
         let mut g = self.lock();
         for (ns, key, value) in values {

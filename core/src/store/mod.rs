@@ -3,16 +3,15 @@
 //! still to deliver, and a small key-value space for adapters (update offsets, thread ids).
 //!
 //! Backends: [`MemoryStore`] for unit tests, [`SqlStore`] over SQLite (the embedded default, WAL)
-//! or PostgreSQL (several bot instances). Every backend runs the same suite, [`suite::run_all`].
+//! or PostgreSQL (several bot instances). Every backend runs the same suite, kept with the other
+//! test tools in `switchboard-testkit` (`switchboard_testkit::store_suite`, run from
+//! `core/tests/store_suite.rs`).
 
-mod faulty;
 mod memory;
 mod sql;
-pub mod suite;
 
 use async_trait::async_trait;
 
-pub use faulty::Faulty;
 pub use memory::MemoryStore;
 pub use sql::SqlStore;
 
@@ -220,6 +219,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn set_value(&self, namespace: &str, key: &str, value: &str) -> Result<(), StoreError>;
     /// Every adapter value of a namespace, as `(key, value)` sorted by key.
     async fn values(&self, namespace: &str) -> Result<Vec<(String, String)>, StoreError>;
+    /// Deletes every adapter value of a namespace (one an adapter no longer uses); returns how
+    /// many were deleted.
+    async fn delete_values(&self, namespace: &str) -> Result<u64, StoreError>;
     /// Writes several adapter values, `(namespace, key, value)`, all or none (one transaction):
     /// for facts kept in two directions, such as a ticket's thread and the thread's ticket.
     async fn set_values(&self, values: &[(&str, &str, &str)]) -> Result<(), StoreError>;

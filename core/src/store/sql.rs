@@ -39,6 +39,21 @@ const SQLITE_INCREMENTAL_VACUUM: i64 = 2;
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// The checksums sqlx recorded (SHA-384 of the file's bytes) for migration 0002 as first released,
+/// on SQLite and on PostgreSQL: it also moved one adapter's data, a one-time move that now belongs
+/// to that adapter (see [`SqlStore::repair_checksums`]).
+const FIRST_0002_SQLITE: [u8; 48] = [
+    0x4b, 0x32, 0x26, 0x3f, 0x31, 0x61, 0x44, 0x52, 0x19, 0x42, 0x86, 0xdb, 0x84, 0x99, 0x8a, 0x4c, 0xf6, 0x16, 0xc3, 0xa1, 0x03, 0x98,
+    0x37, 0xd1, 0x2a, 0x35, 0x93, 0xb9, 0x2e, 0xe4, 0x26, 0x66, 0x3a, 0xfa, 0x08, 0xfc, 0xde, 0xc3, 0x9d, 0xb6, 0x69, 0x6d, 0x80, 0x3a,
+    0x50, 0x20, 0x31, 0x03,
+];
+/// See [`FIRST_0002_SQLITE`].
+const FIRST_0002_POSTGRES: [u8; 48] = [
+    0x5a, 0xf3, 0xd5, 0xa2, 0x0c, 0xda, 0x6e, 0x3a, 0x85, 0xe3, 0x7f, 0xe5, 0x72, 0x47, 0x23, 0x66, 0xbb, 0xa8, 0x6e, 0x3f, 0x70, 0xbc,
+    0xa3, 0x78, 0x71, 0x55, 0x9f, 0x4c, 0x5a, 0x92, 0x39, 0x31, 0x7a, 0x0d, 0xd0, 0xfc, 0xc3, 0x67, 0xe2, 0x89, 0x24, 0x25, 0x22, 0x04,
+    0xdb, 0x0f, 0x74, 0x02,
+];
+
 const CONV_COLS: &str = "id, channel, chat, customer_id, customer_name, lang, state, owner, ticket_id, version, updated_at";
 const TICKET_COLS: &str =
     "id, conversation_id, channel, chat, customer_id, customer_name, lang, reason, priority, fields, status, agent, created_at, updated_at";
@@ -91,10 +106,12 @@ impl SqlStore {
             .connect_with(opts)
             .await
             .map_err(|e| StoreError::Open { path: redact(url), reason: e.to_string() })?;
-        match backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
-        }
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        SqlStore::repair_checksums(&pool, backend, migrator).await?;
+        migrator.run(&pool).await?;
         let writer = (backend == Backend::Sqlite).then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
         let store = SqlStore { pool, backend, writer };
         store.fill_destinations().await?;
@@ -102,6 +119,46 @@ impl SqlStore {
             store.convert_to_incremental_vacuum().await?;
         }
         Ok(store)
+    }
+
+    /// Makes a database that applied migration 0002 as first released open with today's 0002.
+    ///
+    /// That first 0002 also moved the Telegram adapter's staff marks from the key-value space to
+    /// `processed`: a platform's data, which the core no longer knows, so the move was taken out of
+    /// the file and is done by the adapter at start. The statements left are the same, so such a
+    /// database has exactly the schema today's 0002 gives. But sqlx keeps each applied migration's
+    /// checksum and refuses to run (`VersionMismatch`) when a file no longer matches it: so the
+    /// recorded checksum of version 2 is changed to today's file's, only where it is the first
+    /// release's ([`FIRST_0002_SQLITE`], [`FIRST_0002_POSTGRES`]). Any other difference still
+    /// stops the migrator. Idempotent, and harmless to run from several instances at once.
+    async fn repair_checksums(pool: &AnyPool, backend: Backend, migrator: &sqlx::migrate::Migrator) -> Result<(), StoreError> {
+        let (first, table_exists) = match backend {
+            Backend::Sqlite => {
+                (&FIRST_0002_SQLITE, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
+            }
+            // Where sqlx creates it: unqualified, so in the first schema of the search path.
+            Backend::Postgres => (
+                &FIRST_0002_POSTGRES,
+                "SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = '_sqlx_migrations' AND schemaname = current_schema()",
+            ),
+        };
+        let found: i64 = sqlx::query_scalar(table_exists).fetch_one(pool).await?;
+        if found == 0 {
+            return Ok(()); // a new database
+        }
+        let Some(today) = migrator.iter().find(|m| m.version == 2 && m.migration_type.is_up_migration()) else {
+            return Ok(());
+        };
+        let repaired = sqlx::query("UPDATE _sqlx_migrations SET checksum = $1 WHERE version = 2 AND checksum = $2")
+            .bind(today.checksum.to_vec())
+            .bind(first.to_vec())
+            .execute(pool)
+            .await?
+            .rows_affected();
+        if repaired > 0 {
+            tracing::info!("migration 0002: recorded the checksum of today's file in place of its first release's");
+        }
+        Ok(())
     }
 
     /// Converts a SQLite database created without `auto_vacuum = INCREMENTAL` (by a version before
@@ -866,6 +923,11 @@ impl Store for SqlStore {
         rows.iter().map(|r| Ok((r.try_get("key")?, r.try_get("value")?))).collect()
     }
 
+    async fn delete_values(&self, namespace: &str) -> Result<u64, StoreError> {
+        let _turn = self.writing().await;
+        Ok(sqlx::query("DELETE FROM kv WHERE namespace = $1").bind(namespace).execute(&self.pool).await?.rows_affected())
+    }
+
     async fn reclaim_space(&self, pages: u32) -> Result<u64, StoreError> {
         self.reclaim(pages).await
     }
@@ -879,43 +941,6 @@ mod tests {
     fn urls_are_redacted() {
         assert_eq!(redact("postgres://u:secret@h/db"), "postgres://***@h/db");
         assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
-    }
-
-    /// A database at migration 1 with a Telegram staff mark and an outbox row, as a version
-    /// before migration 0002 left it, opened by this version.
-    async fn upgrade_from_version_1(url: &str, migrator: &sqlx::migrate::Migrator) {
-        sqlx::any::install_default_drivers();
-        let pool = AnyPoolOptions::new().max_connections(1).connect(url).await.unwrap();
-        migrator.run_to(1, &pool).await.unwrap();
-        sqlx::query("INSERT INTO kv (namespace, key, value) VALUES ('telegram.staff_done', '-100:5', '1')").execute(&pool).await.unwrap();
-        let key = ConversationKey { channel: "tg".into(), chat: "42".into() };
-        let item = Outgoing::Customer { key, reply: crate::types::Reply::text("hi"), ticket_id: None };
-        sqlx::query("INSERT INTO outbox (target, item, attempts, due_at, status) VALUES ('tg', $1, 0, 10, 'pending')")
-            .bind(json(&item).unwrap())
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-
-        let store = SqlStore::connect(url).await.unwrap();
-        let claimed = store.claim_destinations(&["tg".to_string()], "up", 20, 10, 1_000).await.unwrap();
-        let dests: Vec<&str> = claimed.iter().map(|(l, _)| l.dest.as_str()).collect();
-        assert_eq!(dests, ["tg/42"], "the old row got its destination and can be sent");
-        assert!(store.is_processed("telegram.staff", "-100:5").await.unwrap(), "the staff mark moved to processed");
-        assert_eq!(store.get_value("telegram.staff_done", "-100:5").await.unwrap(), None);
-        assert_eq!(store.prune_processed(crate::types::now_ms() - 60_000).await.unwrap(), 0, "dated at the upgrade, not 1970");
-        store.close().await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_upgrades_from_version_1() {
-        let dir = tempfile::tempdir().unwrap();
-        upgrade_from_version_1(&format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display()), &SQLITE_MIGRATIONS).await;
-    }
-
-    #[tokio::test]
-    async fn postgres_upgrades_from_version_1() {
-        upgrade_from_version_1(&crate::store::suite::fresh_postgres().await, &POSTGRES_MIGRATIONS).await;
     }
 
     #[tokio::test]

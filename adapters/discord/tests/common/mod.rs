@@ -12,8 +12,8 @@ use switchboard_core::pack::Pack;
 use switchboard_core::store::{MemoryStore, NewConversation, SqlStore, Store};
 use switchboard_core::types::{ConversationKey, Ticket, TicketStatus, TranscriptEntry};
 use switchboard_discord::bot::Progress;
-use switchboard_discord::fake::{self, FakeDiscord, FakeThread, FakeUser, Posted};
 use switchboard_discord::{Discord, DiscordConfig};
+use switchboard_testkit::discord::{self as fake, FakeDiscord, FakeThread, FakeUser, Posted};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -292,8 +292,8 @@ pub mod tls {
     use std::net::SocketAddr;
     use std::sync::Arc;
 
-    use switchboard_discord::fake::{self, FakeDiscord};
     use switchboard_discord::serenity::http::HttpBuilder;
+    use switchboard_testkit::discord::{self as fake, FakeDiscord};
     use tokio::net::{TcpListener, TcpStream};
     use tokio_rustls::TlsAcceptor;
     use tokio_rustls::rustls::{self, pki_types};

@@ -14,8 +14,8 @@ use switchboard_core::engine::{DeliveryConfig, Engine, EngineConfig, RetryPolicy
 use switchboard_core::pack::Pack;
 use switchboard_core::store::{SqlStore, Store};
 use switchboard_core::types::{Ticket, TicketEvent, TicketStatus};
-use switchboard_telegram::fake::{FakeTelegram, FakeUser, Sent};
 use switchboard_telegram::{Telegram, TelegramConfig};
+use switchboard_testkit::telegram::{FakeTelegram, FakeUser, Sent};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

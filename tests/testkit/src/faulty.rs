@@ -10,9 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
-use super::{Commit, Committed, Lease, NewConversation, Store, TicketRecord};
-use crate::StoreError;
-use crate::types::{Conversation, Millis, OutboxItem, Outgoing, Ticket, TicketEvent, TicketEventKind, TicketStatus, TranscriptEntry};
+use switchboard_core::StoreError;
+use switchboard_core::store::{Commit, Committed, Lease, NewConversation, Store, TicketRecord};
+use switchboard_core::types::{
+    Conversation, Millis, OutboxItem, Outgoing, Ticket, TicketEvent, TicketEventKind, TicketStatus, TranscriptEntry,
+};
 
 /// Wraps a store; while [`Faulty::set_down`] is on, every call fails with a database error.
 #[derive(Debug)]
@@ -177,6 +179,10 @@ impl<S: Store> Store for Faulty<S> {
         self.check()?;
         self.inner.values(namespace).await
     }
+    async fn delete_values(&self, namespace: &str) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.delete_values(namespace).await
+    }
     async fn set_values(&self, values: &[(&str, &str, &str)]) -> Result<(), StoreError> {
         self.check()?;
         self.inner.set_values(values).await
@@ -190,7 +196,7 @@ impl<S: Store> Store for Faulty<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemoryStore;
+    use switchboard_core::store::MemoryStore;
 
     #[tokio::test]
     async fn fails_only_while_down() {
@@ -199,7 +205,8 @@ mod tests {
         s.set_down(true);
         assert!(matches!(s.get_value("n", "k").await, Err(StoreError::Database(_))));
         assert!(s.set_value("n", "k", "2").await.is_err());
-        assert_eq!(s.refused(), 2);
+        assert!(s.delete_values("n").await.is_err());
+        assert_eq!(s.refused(), 3);
         s.set_down(false);
         assert_eq!(s.get_value("n", "k").await.unwrap().as_deref(), Some("1"), "nothing was written while down");
     }

@@ -1,4 +1,4 @@
-//! A fake Telegram Bot API server for tests (feature `fake`), speaking the wire protocol as
+//! A fake Telegram Bot API server for tests, speaking the wire protocol as
 //! teloxide uses it: `POST /bot<token>/<method>` with a JSON body (method names are matched
 //! case-insensitively, as Telegram does), answers in the `{"ok": true, "result": …}` envelope and
 //! errors as `{"ok": false, "error_code": …, "description": …, "parameters": {"retry_after": …}}`.

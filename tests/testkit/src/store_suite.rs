@@ -1,13 +1,30 @@
-//! The store test suite, written once and run against every backend (memory, SQLite, PostgreSQL)
-//! from `tests/store.rs`. Each check panics with a message on failure, like an assertion.
+//! The store test suite, written once and run against every backend (memory, SQLite,
+//! PostgreSQL, and [`Faulty`](crate::faulty::Faulty) around one) from
+//! `core/tests/store_suite.rs`, and the fresh PostgreSQL databases the workspace's tests use. Each
+//! check panics with a message on failure, like an assertion.
+//!
+//! PostgreSQL tests need a server: [`POSTGRES_ENV`] (`SWITCHBOARD_TEST_PG`) is the URL of an
+//! existing database there, by default [`DEFAULT_POSTGRES`], the local server's `test` database.
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
-use super::{Commit, Lease, NewConversation, Store};
-use crate::types::{
-    Author, ConversationKey, DeskNotice, HandoffReason, OutboxItem, Outgoing, Owner, Priority, Reply, Ticket, TicketEventKind, TicketStatus,
+use switchboard_core::store::{Commit, Lease, NewConversation, SqlStore, Store};
+use switchboard_core::types::{
+    Author, ConversationKey, DeskNotice, Field, HandoffReason, OutboxItem, Outgoing, Owner, Priority, Reply, Ticket, TicketEventKind,
+    TicketStatus,
 };
-use crate::{Lang, StoreError};
+use switchboard_core::{Lang, StoreError};
+
+/// The environment variable with the URL of an existing PostgreSQL database on the test server.
+pub const POSTGRES_ENV: &str = "SWITCHBOARD_TEST_PG";
+/// The test server's database when [`POSTGRES_ENV`] is not set.
+pub const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// The URL of an existing database on the PostgreSQL test server: [`POSTGRES_ENV`], else
+/// [`DEFAULT_POSTGRES`].
+pub fn postgres_base_url() -> String {
+    std::env::var(POSTGRES_ENV).unwrap_or_else(|_| DEFAULT_POSTGRES.into())
+}
 
 fn key(chat: &str) -> ConversationKey {
     ConversationKey { channel: "test".into(), chat: chat.into() }
@@ -33,7 +50,7 @@ fn ticket(priority: Priority, at: i64) -> Ticket {
         lang: Lang::Zh,
         reason: HandoffReason::Intent("account_stolen".into()),
         priority,
-        fields: vec![crate::types::Field { name: "amount".into(), value: "200".into() }],
+        fields: vec![Field { name: "amount".into(), value: "200".into() }],
         status: TicketStatus::Queued,
         agent: None,
         created_at: at,
@@ -41,13 +58,14 @@ fn ticket(priority: Priority, at: i64) -> Ticket {
     }
 }
 
-/// A new, empty PostgreSQL database on the local test server (`SWITCHBOARD_TEST_PG` overrides the
-/// URL of an existing database there); returns its URL.
+/// A new, empty PostgreSQL database on the test server (see [`postgres_base_url`]); returns its
+/// URL. Panics when the server does not answer.
 pub async fn fresh_postgres() -> String {
-    let base = std::env::var("SWITCHBOARD_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     let name = format!("switchboard_test_{}_{nanos}", std::process::id());
-    super::SqlStore::create_database(&base, &name).await.expect("PostgreSQL must be running for the tests (see .ci/run)")
+    SqlStore::create_database(&postgres_base_url(), &name)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL must be running for the tests (see .ci/run, or set {POSTGRES_ENV}): {e}"))
 }
 
 /// Runs every check against `store`, which must be empty.
@@ -61,6 +79,7 @@ pub async fn run_all(store: &dyn Store) {
     two_senders_share_a_backlog_without_sending_twice(store).await;
     processed_ids_are_marked_and_pruned(store).await;
     values_round_trip(store).await;
+    a_namespace_is_deleted_alone(store).await;
     failed_outbox_items_are_pruned_after_their_retention(store).await;
 }
 
@@ -418,4 +437,20 @@ async fn values_round_trip(store: &dyn Store) {
     assert_eq!(store.get_value("links.a", "7").await.unwrap().as_deref(), Some("900"));
     assert_eq!(store.get_value("links.b", "900").await.unwrap().as_deref(), Some("7"));
     assert_eq!(store.get_value("telegram", "offset").await.unwrap().as_deref(), Some("43"), "set_values overwrites too");
+}
+
+async fn a_namespace_is_deleted_alone(store: &dyn Store) {
+    store.set_values(&[("old.marks", "b", "2"), ("old.marks", "a", "1"), ("old.marksx", "a", "kept"), ("old", "a", "kept")]).await.unwrap();
+    store.mark_processed("old.marks", "a", 1_000).await.unwrap();
+    assert_eq!(store.delete_values("old.marks").await.unwrap(), 2);
+    assert!(store.values("old.marks").await.unwrap().is_empty());
+    assert_eq!(store.get_value("old.marks", "a").await.unwrap(), None);
+    assert_eq!(store.get_value("old.marksx", "a").await.unwrap().as_deref(), Some("kept"), "only that namespace");
+    assert_eq!(store.get_value("old", "a").await.unwrap().as_deref(), Some("kept"));
+    assert_eq!(store.values("telegram").await.unwrap().len(), 3, "the other namespaces are untouched");
+    assert!(store.is_processed("old.marks", "a").await.unwrap(), "processed ids are not values");
+    assert_eq!(store.delete_values("old.marks").await.unwrap(), 0, "nothing left");
+    assert_eq!(store.delete_values("nothing here").await.unwrap(), 0);
+    store.set_value("old.marks", "a", "again").await.unwrap();
+    assert_eq!(store.values("old.marks").await.unwrap(), [("a".into(), "again".into())], "the namespace can be written again");
 }
