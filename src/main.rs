@@ -77,7 +77,7 @@ fn main() -> ExitCode {
             Command::Desk(args) => cmd::desk::run(load()?, args).await,
             Command::Run(args) => cmd::run::run(load()?, args).await,
             Command::Intents(c) => cmd::intents::run(load()?, c).await,
-            Command::Redact(args) => cmd::redact::run(&args),
+            Command::Redact(args) => cmd::redact::run(load()?, &args),
             Command::Eval(args) => {
                 let cfg = load()?;
                 cmd::eval::run(&args, cfg.matching).map(|()| ExitCode::SUCCESS)

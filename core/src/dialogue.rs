@@ -85,6 +85,9 @@ pub enum Action {
     TooLong,
     /// Not text: the customer told the bot reads text only.
     Unsupported,
+    /// Nothing but secrets (a card number, a code, a password): stored masked, and the customer
+    /// only told they were hidden; the dialogue stays where it was.
+    Hidden,
 }
 
 impl Action {
@@ -103,6 +106,7 @@ impl Action {
             Action::Duplicate => "duplicate",
             Action::TooLong => "too_long",
             Action::Unsupported => "unsupported",
+            Action::Hidden => "hidden",
         }
     }
 }

@@ -200,8 +200,6 @@ pub struct Engine {
     pub(crate) conflicts: std::sync::atomic::AtomicU64,
     /// Set while [`Engine::run_outbox`] shuts down: workers finish their send and take no more.
     pub(crate) stopping: std::sync::atomic::AtomicBool,
-    /// Masks secrets in customers' messages.
-    redactor: crate::redact::Redactor,
     /// Agents' names by actor id, as recorded in the store.
     pub(crate) names: std::sync::Mutex<HashMap<String, String>>,
 }
@@ -227,7 +225,6 @@ impl Engine {
             conflicts: std::sync::atomic::AtomicU64::new(0),
             stopping: std::sync::atomic::AtomicBool::new(false),
             names: std::sync::Mutex::new(HashMap::new()),
-            redactor: crate::redact::Redactor::new(),
         })
     }
 
@@ -286,15 +283,19 @@ impl Engine {
             inbound.content = Content::Unsupported(std::mem::take(kind));
         }
         // Secrets are masked before the message is stored, matched, logged or shown to anyone.
-        let mut hidden = false;
+        // The current pack's redactor: its own patterns change with it on reload.
+        let brain = self.brain();
+        let (mut hidden, mut secrets_only, mut bare) = (false, false, None);
         if let Content::Text(t) | Content::Captioned { text: t, .. } = &mut inbound.content {
-            let red = self.redactor.redact(t);
+            let red = brain.pack.redactor.redact(t);
             if !red.found.is_empty() {
                 *t = red.text;
                 hidden = true;
+                secrets_only = red.nothing_else;
+                // What the matcher reads: the secrets cut out, not their placeholders' words.
+                bare = Some(clean(&red.bare).chars().take(MAX_MESSAGE_CHARS).collect::<String>());
             }
         }
-        let brain = self.brain();
         let at = if inbound.at > 0 { inbound.at } else { now_ms() };
         let (text, too_long) = match &inbound.content {
             Content::Text(t) | Content::Captioned { text: t, .. } => {
@@ -318,7 +319,9 @@ impl Engine {
         let _turn = self.stripe(&new.key).lock().await;
         for attempt in 0..CONFLICT_RETRIES {
             let conv = self.store.open_conversation(new.clone()).await?;
-            let (mut commit, mut handled) = self.plan_inbound(&brain, conv, &inbound, text.as_deref(), too_long, at).await?;
+            let (mut commit, mut handled) = self
+                .plan_inbound(&brain, conv, &inbound, text.as_deref(), Reading { too_long, secrets_only, bare: bare.as_deref() }, at)
+                .await?;
             if hidden {
                 // Said first, in the customer's language and script, before any answer.
                 let (lang, traditional) = (handled.lang, commit.conversation.state.traditional);
@@ -358,7 +361,7 @@ impl Engine {
         conv: Conversation,
         inbound: &Inbound,
         text: Option<&str>,
-        too_long: bool,
+        Reading { too_long, secrets_only, bare }: Reading<'_>,
         at: Millis,
     ) -> Result<(Commit, Handled), EngineError> {
         let mut next = conv.clone();
@@ -420,8 +423,12 @@ impl Engine {
         let mut step = match (&inbound.content, text) {
             (Content::Unsupported(_), _) => canned(&conv, lang, Action::Unsupported, Phrase::TextOnly),
             (_, Some(_)) if too_long => canned(&conv, lang, Action::TooLong, Phrase::TooLong),
+            // Nothing but secrets: the notice that they were hidden is the whole answer.
+            (_, Some(_)) if secrets_only => {
+                Step { state: conv.state.clone(), lang, replies: vec![], action: Action::Hidden, intent: None, handoff: None }
+            }
             (Content::Choice(p), _) => self.step(brain, &conv, lang, Input::Choice(p)),
-            (_, t) => self.step(brain, &conv, lang, Input::Text(t.unwrap_or_default())),
+            (_, t) => self.step(brain, &conv, lang, Input::Text(bare.or(t).unwrap_or_default())),
         };
         // The customer's place in the queue is read only when a ticket opens.
         if let Some(h) = &step.handoff {
@@ -477,6 +484,18 @@ impl Engine {
             commit.outbox.push(Outgoing::Desk { desk: desk.clone(), ticket_id, notice: notice.clone(), by: by.map(|a| a.id.clone()) });
         }
     }
+}
+
+/// How the text of a customer's message reads, once checked.
+#[derive(Debug, Clone, Copy)]
+struct Reading<'a> {
+    /// Cut at [`MAX_MESSAGE_CHARS`].
+    too_long: bool,
+    /// Nothing but secrets: the notice that they were hidden is the answer.
+    secrets_only: bool,
+    /// With its secrets cut out rather than masked, for the dialogue to read (the stored text
+    /// keeps the placeholders); `None` when nothing was hidden.
+    bare: Option<&'a str>,
 }
 
 fn canned(conv: &Conversation, lang: Lang, action: Action, phrase: Phrase) -> Step {

@@ -13,6 +13,7 @@ use toml::Spanned;
 
 use crate::error::PackIssue;
 use crate::matcher::{Example, normalize::normalize};
+use crate::redact::{CustomPattern, Redactor};
 use crate::types::{HandoffPolicy, Priority};
 use crate::{Lang, PackError};
 
@@ -80,6 +81,8 @@ pub struct Pack {
     pub values: BTreeMap<String, String>,
     /// Intents, sorted by id.
     pub intents: Vec<Intent>,
+    /// Masks secrets in customers' messages: the built-in rules and the pack's `[redact]` patterns.
+    pub redactor: Redactor,
     index: HashMap<String, usize>,
 }
 
@@ -90,6 +93,43 @@ pub const MAX_EXAMPLE_CHARS: usize = 500;
 pub const MAX_LABEL_CHARS: usize = 80;
 /// The longest answer, in characters (the most a customer may send in one message, too).
 pub const MAX_ANSWER_CHARS: usize = crate::types::MAX_MESSAGE_CHARS;
+/// The most `[redact]` patterns a pack may have: each is tried on every message.
+pub const MAX_REDACT_PATTERNS: usize = 64;
+/// The most memory one compiled `[redact]` pattern may take (the regex crate's `size_limit`), so
+/// that a pathological pattern (`(\w{100}){100}`) is an error when the pack loads, not a hang or
+/// an exhausted memory. Matching itself takes time linear in the message.
+pub const REDACT_SIZE_LIMIT: usize = 1 << 20;
+/// The longest label of a `[redact]` pattern, in characters (it is what agents see).
+pub const MAX_REDACT_LABEL_CHARS: usize = 40;
+
+/// Ordinary things customers write, none of them a secret: a `[redact]` pattern that matches any
+/// of them would hide words, amounts, dates or references agents need.
+pub const ORDINARY_TEXT: &[&str] = &[
+    "hello, I need some help with my account",
+    "my transfer of 250.00 USD on 2026-12-01 at 10:30 has not arrived",
+    "I sent 1,500 EUR to my sister yesterday and she still has nothing",
+    "the app says error 502, what should I do?",
+    "transaction TX20261201 failed twice, ticket #4821",
+    "can I talk to a person please",
+    "thanks, bye",
+    "ok",
+    "why is my account locked?",
+    "I forgot my password and the reset email never came",
+    "how much is the fee for sending 100 dollars",
+    "my order 2026-1201-77 is still pending after 3 days",
+    "你好，请问怎么联系客服",
+    "我昨天下午3点转了500元，对方还没收到",
+    "转账失败了，提示错误代码 502",
+    "账号被锁了怎么办",
+    "谢谢",
+    "好的",
+    "订单 2026年12月1日 一直显示处理中",
+    "我想注销账户",
+    "請問轉帳手續費是多少",
+    "我的帳號被盜了，錢被轉走了",
+    "昨天 18:45 匯款 1,000 元，到現在還沒到帳",
+    "好的，謝謝",
+];
 
 static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
     #[allow(clippy::unwrap_used)] // a constant pattern, covered by tests
@@ -105,6 +145,7 @@ impl Pack {
         let pack_file = dir.join("pack.toml");
         let pack_src = std::fs::read_to_string(&pack_file).map_err(|e| io(&pack_file, e))?;
         let mut pack_file_read = true;
+        let mut redact = None;
         let (name, languages, values) = match toml::from_str::<PackFile>(&pack_src) {
             Ok(p) => {
                 let mut langs = Vec::new();
@@ -126,6 +167,7 @@ impl Pack {
                         message: "languages must not be empty".into(),
                     });
                 }
+                redact = p.redact;
                 (p.name, langs, p.values)
             }
             Err(e) => {
@@ -325,12 +367,16 @@ impl Pack {
         if intents.is_empty() && issues.is_empty() {
             issues.push(PackIssue { file: dir.display().to_string(), line: 0, message: "the pack has no intent files".into() });
         }
+        intents.sort_by(|a, b| a.id.cmp(&b.id));
+        let custom = match &redact {
+            Some(r) => redact_patterns(r, &intents, &mut |span, message| issues.push(issue(&pack_file, &pack_src, span, message))),
+            None => Vec::new(),
+        };
         if !issues.is_empty() {
             return Err(PackError::Invalid(issues));
         }
-        intents.sort_by(|a, b| a.id.cmp(&b.id));
         let index = intents.iter().enumerate().map(|(i, it)| (it.id.clone(), i)).collect();
-        Ok(Pack { name, dir: dir.to_path_buf(), languages, values, intents, index })
+        Ok(Pack { name, dir: dir.to_path_buf(), languages, values, intents, redactor: Redactor::with_custom(custom), index })
     }
 
     /// The intent with this id.
@@ -359,6 +405,96 @@ impl Pack {
     pub fn set_values(&mut self, values: impl IntoIterator<Item = (String, String)>) {
         self.values.extend(values);
     }
+}
+
+/// The pack's `[redact]` patterns, compiled and checked: each must compile within
+/// [`REDACT_SIZE_LIMIT`], be unable to match the empty string (it would match at every position of
+/// every message), and match neither [`ORDINARY_TEXT`] nor any of the pack's own examples (what
+/// customers ask must reach the matcher and the agents). Problems go to `report` with the span
+/// of the pattern at fault.
+fn redact_patterns(redact: &Spanned<RedactFile>, intents: &[Intent], report: &mut dyn FnMut(Range<usize>, String)) -> Vec<CustomPattern> {
+    let entries = &redact.get_ref().patterns;
+    if entries.len() > MAX_REDACT_PATTERNS {
+        report(redact.span(), format!("[redact] has {} patterns; at most {MAX_REDACT_PATTERNS}", entries.len()));
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for entry in entries {
+        let span = entry.span();
+        let (pattern, label) = match entry.get_ref() {
+            RedactEntry::Plain(p) => (p.as_str(), None),
+            RedactEntry::Labelled { pattern, label } => (pattern.as_str(), label.as_deref()),
+        };
+        let shown = shorten(pattern, 60);
+        let mut fail = |why: String| report(span.clone(), format!("[redact] pattern '{shown}' {why}"));
+        if let Some(label) = label {
+            let n = label.trim().chars().count();
+            if n == 0 || n > MAX_REDACT_LABEL_CHARS || label.contains(['[', ']', '\n']) {
+                fail(format!(
+                    "has the label {:?}: a label is 1 to {MAX_REDACT_LABEL_CHARS} characters on one line, without brackets (agents see it as [label])",
+                    shorten(label, 60)
+                ));
+                continue;
+            }
+        }
+        let regex = match regex::RegexBuilder::new(pattern).size_limit(REDACT_SIZE_LIMIT).dfa_size_limit(REDACT_SIZE_LIMIT).build() {
+            Ok(r) => r,
+            Err(regex::Error::CompiledTooBig(limit)) => {
+                fail(format!(
+                    "is too big once compiled (over {limit} bytes): use fewer or smaller repetitions, or ASCII classes ([0-9], [A-Za-z]) instead of \\d and \\w"
+                ));
+                continue;
+            }
+            Err(e) => {
+                // The regex crate's message spans several lines, with the pattern drawn again.
+                let why = e.to_string().lines().filter_map(|l| l.strip_prefix("error: ")).collect::<Vec<_>>().join("; ");
+                fail(format!("does not compile: {}", if why.is_empty() { e.to_string() } else { why }));
+                continue;
+            }
+        };
+        match regex_syntax::Parser::new().parse(pattern).map(|hir| hir.properties().minimum_len()) {
+            Ok(Some(0)) => {
+                fail("can match the empty string, so it would match everywhere: make every part required (+ rather than *, no empty alternative)".into());
+                continue;
+            }
+            Ok(None) => {
+                fail("can never match anything".into());
+                continue;
+            }
+            _ => {}
+        }
+        let ordinary: Vec<&str> = ORDINARY_TEXT.iter().copied().filter(|t| regex.is_match(t)).collect();
+        if let Some(first) = ordinary.first() {
+            let how = if ordinary.len() * 2 >= ORDINARY_TEXT.len() { "matches almost any text" } else { "matches ordinary text" };
+            fail(format!(
+                "{how} ({} of {} ordinary sentences, such as {first:?}): it would hide words that are not secrets",
+                ordinary.len(),
+                ORDINARY_TEXT.len()
+            ));
+            continue;
+        }
+        let examples: Vec<(&Intent, &String)> = intents
+            .iter()
+            .flat_map(|it| it.text.values().flat_map(move |t| t.examples.iter().map(move |e| (it, e))))
+            .filter(|(_, e)| regex.is_match(e))
+            .collect();
+        if let Some((it, example)) = examples.first() {
+            let more = if examples.len() > 1 { format!(" and {} more", examples.len() - 1) } else { String::new() };
+            let file = it.file.file_name().map_or_else(String::new, |f| f.to_string_lossy().to_string());
+            fail(format!(
+                "matches the example {example:?} of intent {} ({file}){more}: what customers ask would be hidden from the matcher and the agents",
+                it.id
+            ));
+            continue;
+        }
+        out.push(CustomPattern { regex, label: label.map(|l| l.trim().to_string()) });
+    }
+    out
+}
+
+/// `s`, cut to `max` characters with an ellipsis.
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max { s.to_string() } else { s.chars().take(max).collect::<String>() + "…" }
 }
 
 fn lang_list(langs: &[Lang]) -> String {
@@ -401,6 +537,24 @@ struct PackFile {
     languages: Vec<Spanned<String>>,
     #[serde(default)]
     values: BTreeMap<String, String>,
+    redact: Option<Spanned<RedactFile>>,
+}
+
+/// `[redact]`: a deployment's own secret formats.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedactFile {
+    #[serde(default)]
+    patterns: Vec<Spanned<RedactEntry>>,
+}
+
+/// A pattern, alone (`'OK-[0-9]{10}'`) or with the label agents see instead of its match
+/// (`{ pattern = 'OK-[0-9]{10}', label = "account number" }`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RedactEntry {
+    Plain(String),
+    Labelled { pattern: String, label: Option<String> },
 }
 
 #[derive(Deserialize)]
@@ -647,5 +801,128 @@ mod limits_and_parse_errors {
         let errs = errors(d.path());
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(errs[0].contains("pack.toml:1: ") && errs[0].contains("name"), "{errs:?}");
+    }
+}
+
+#[cfg(test)]
+mod redact_patterns {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, body: &str) {
+        std::fs::write(dir.join(name), body).expect("write test file");
+    }
+
+    /// A pack whose `pack.toml` ends with `redact` (its `[redact]` table from line 3 on).
+    fn pack_with(redact: &str) -> tempfile::TempDir {
+        let d = tempfile::tempdir().expect("tempdir");
+        write(d.path(), "pack.toml", &format!("name = \"t\"\nlanguages = [\"en\"]\n{redact}"));
+        write(
+            d.path(),
+            "greeting.toml",
+            "id = \"greeting\"\n[en]\nexamples = [\"hello there\", \"my order OK-77 is late\"]\nanswer = \"hi\"\n",
+        );
+        d
+    }
+
+    fn errors(redact: &str) -> Vec<String> {
+        let d = pack_with(redact);
+        match Pack::load(d.path()) {
+            Ok(_) => Vec::new(),
+            Err(PackError::Invalid(v)) => v.iter().map(|i| i.to_string()).collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    /// The one error for `pattern` (on line 5 of pack.toml).
+    fn error(pattern: &str) -> String {
+        let errs = errors(&format!("[redact]\npatterns = [\n  '{pattern}',\n]\n"));
+        assert_eq!(errs.len(), 1, "{pattern}: {errs:?}");
+        assert!(errs[0].contains(&format!("pack.toml:5: [redact] pattern '{pattern}' ")), "the file, line and pattern are named: {errs:?}");
+        errs[0].clone()
+    }
+
+    #[test]
+    fn patterns_with_and_without_labels_mask_what_they_match() {
+        let d = pack_with("[redact]\npatterns = [\n  'OK-[0-9]{10}',\n  { pattern = 'ACCT-[0-9]{6}', label = \"account number\" },\n]\n");
+        let pack = Pack::load(d.path()).expect("valid pack");
+        assert_eq!(pack.redactor.custom().len(), 2);
+        let red = pack.redactor.redact("OK-1234567890 and ACCT-123456, card 4242 4242 4242 4242");
+        assert_eq!(red.text, "[hidden] and [account number], card [card •••• 4242]");
+        // Without a [redact] table, the built-in rules alone.
+        let d = pack_with("");
+        assert!(Pack::load(d.path()).expect("valid pack").redactor.custom().is_empty());
+    }
+
+    #[test]
+    fn a_pattern_that_does_not_compile_is_an_error() {
+        let e = error("OK-([0-9]");
+        assert!(e.contains("does not compile: ") && e.contains("unclosed group"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+    }
+
+    #[test]
+    fn a_pattern_that_can_match_the_empty_string_is_an_error() {
+        for p in [".*", r"\w*", "x?", r"\b", "^", "(OK-[0-9]+)?", "OK-[0-9]{10}|"] {
+            let e = error(p);
+            assert!(e.contains("can match the empty string"), "{e}");
+        }
+        assert!(error(r"[^\s\S]").contains("can never match anything"));
+    }
+
+    #[test]
+    fn a_pattern_that_matches_ordinary_text_is_an_error() {
+        for p in [".+", r"\w+", r"\S+", "[a-z]+", r"[\p{Han}]+"] {
+            let e = error(p);
+            assert!(e.contains("matches almost any text ("), "{p}: {e}");
+            assert!(e.contains("it would hide words that are not secrets"), "{e}");
+        }
+        // A few ordinary sentences are enough: amounts and dates are not secrets.
+        let e = error(r"[0-9]{4}-[0-9]{2}-[0-9]{2}");
+        assert!(e.contains("matches ordinary text (1 of ") && e.contains("2026-12-01"), "{e}");
+    }
+
+    #[test]
+    fn a_pattern_that_matches_an_example_names_the_intent_and_example() {
+        let e = error("OK-[0-9]+");
+        assert!(e.contains("matches the example \"my order OK-77 is late\" of intent greeting (greeting.toml)"), "{e}");
+        let e = error("(?i)there|ok-");
+        assert!(e.contains("of intent greeting (greeting.toml) and 1 more"), "{e}");
+    }
+
+    #[test]
+    fn a_pathological_pattern_is_an_error_not_a_hang() {
+        let started = std::time::Instant::now();
+        let e = error(r"(\w{100}){100}");
+        assert!(e.contains("too big once compiled"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn labels_and_the_number_of_patterns_are_checked() {
+        let errs = errors(
+            "[redact]\npatterns = [\n  { pattern = 'OK-[0-9]{10}', label = \" \" },\n  { pattern = 'OK-[0-9]{11}', label = \"[x]\" },\n]\n",
+        );
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].contains("pack.toml:5: ") && errs[0].contains("has the label \" \""), "{errs:?}");
+        assert!(errs[1].contains("pack.toml:6: ") && errs[1].contains("without brackets"), "{errs:?}");
+        let many: String = (0..=MAX_REDACT_PATTERNS).map(|i| format!("  'OK-{i}-[0-9]{{10}}',\n")).collect();
+        let errs = errors(&format!("[redact]\npatterns = [\n{many}]\n"));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].contains(&format!("pack.toml:3: [redact] has {} patterns; at most {MAX_REDACT_PATTERNS}", MAX_REDACT_PATTERNS + 1)),
+            "{errs:?}"
+        );
+        // An unknown key, or a pattern that is neither a string nor a table, is the file's error.
+        let errs = errors("[redact]\npattern = ['x']\n");
+        assert!(errs.len() == 1 && errs[0].contains("pack.toml:") && errs[0].contains("pattern"), "{errs:?}");
+        let errs = errors("[redact]\npatterns = [5]\n");
+        assert!(errs.len() == 1 && errs[0].contains("pack.toml:4"), "{errs:?}");
+    }
+
+    #[test]
+    fn the_ordinary_sentences_hold_no_secret() {
+        for t in ORDINARY_TEXT {
+            assert_eq!(Redactor::new().redact(t).text, *t);
+        }
     }
 }

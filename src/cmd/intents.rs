@@ -28,8 +28,9 @@ pub enum IntentsCommand {
         /// The pack folder (default: the configured pack).
         dir: Option<PathBuf>,
     },
-    /// Show how messages are matched: the three closest intents with their confidence, and what
-    /// the bot does with the message at the configured thresholds.
+    /// Show how messages are matched (with their secrets masked first, as the bot does): the three
+    /// closest intents with their confidence, and what the bot does with the message at the
+    /// configured thresholds.
     Explain {
         /// The messages (default: one per line from standard input).
         messages: Vec<String>,
@@ -52,6 +53,9 @@ pub async fn run(config: Config, cmd: IntentsCommand) -> anyhow::Result<ExitCode
             }
             let langs = per_lang.iter().map(|(l, n)| format!("{l}: {n}")).collect::<Vec<_>>().join(", ");
             println!("{}: {} intents, {} examples ({langs})", dir.display(), pack.intents.len(), pack.examples().len());
+            if !pack.redactor.custom().is_empty() {
+                println!("[redact]: {} pattern(s) of the pack's own, besides the built-in rules", pack.redactor.custom().len());
+            }
             let warnings = closer_elsewhere(&pack, 10, config.matching);
             for w in &warnings {
                 println!("warning: {w}");
@@ -85,7 +89,13 @@ pub async fn run(config: Config, cmd: IntentsCommand) -> anyhow::Result<ExitCode
             };
             let matcher = Matcher::train(&pack.examples());
             for m in messages.iter().filter(|m| !m.trim().is_empty()) {
-                print!("{}", explain(&pack, &matcher, config.matching, m));
+                // As the bot reads it: secrets cut out first (and shown masked).
+                let red = pack.redactor.redact(m);
+                if red.nothing_else {
+                    println!("{:?}\n→ only tells the customer their secret was hidden: the message holds nothing else", red.text);
+                    continue;
+                }
+                print!("{}", explain(&pack, &matcher, config.matching, &red.text, &red.bare));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -93,12 +103,13 @@ pub async fn run(config: Config, cmd: IntentsCommand) -> anyhow::Result<ExitCode
 }
 
 /// The closest intents to `text`, and what the bot does with it as the first message of a
-/// conversation: the dialogue's own step, so this never disagrees with the bot.
-fn explain(pack: &Pack, matcher: &Matcher, t: Thresholds, text: &str) -> String {
+/// conversation: the dialogue's own step, so this never disagrees with the bot. `shown` is the
+/// message as printed (its secrets masked; `text` has them cut out, as the matcher reads it).
+fn explain(pack: &Pack, matcher: &Matcher, t: Thresholds, shown: &str, text: &str) -> String {
     let lang = dialogue::choose_lang(Some(text), None, Lang::En);
     let label = |id: &str| pack.intent(id).and_then(|it| it.text(lang)).map_or(String::new(), |x| x.label.clone());
     let ranked = matcher.rank(text, 3);
-    let mut out = format!("{text:?}\n");
+    let mut out = format!("{shown:?}\n");
     for (i, s) in ranked.iter().enumerate() {
         out += &format!("  {}. {:<24} {:.3}  {}\n", i + 1, s.label, s.score, label(&s.label));
     }
