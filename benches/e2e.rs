@@ -68,6 +68,7 @@ async fn expected(brain: &Arc<Brain>, questions: &[(&str, &str)]) -> Vec<String>
                 message_id: i.to_string(),
                 at: 0,
                 lang_hint: Some((*lang).into()),
+                deleted: None,
             })
             .await
             .expect("handled");
@@ -307,6 +308,11 @@ async fn telegram(brain: &Arc<Brain>, run: &TgRun) -> (Report, Report) {
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }
     let flooder_id = flooder.to_string();
+    if run.flood > 0 {
+        // The flooder is held to their limit: a burst answered, told once to slow down, the rest kept.
+        let got = arrived.get(&flooder_id).map_or(0, Vec::len);
+        println!("<!-- flooder ({}): {} messages sent, {got} replies received -->", run.store, run.flood);
+    }
     let failing = "10000".to_string();
     let not_special = move |id: &str| id != flooder_id && id != failing;
     let all = score(&chats, &arrived, started, Some(&|id: &str| id != flooder.to_string()));

@@ -13,7 +13,8 @@ use serde::Deserialize;
 use std::time::Duration;
 
 use switchboard_core::channel::TextLimit;
-use switchboard_core::engine::{DeliveryConfig, EngineConfig};
+use switchboard_core::engine::{DeliveryConfig, EngineConfig, Retention};
+use switchboard_core::hours::{HoursConfig, OfficeHours};
 use switchboard_core::matcher::Thresholds;
 use switchboard_core::pack::Pack;
 use switchboard_core::store::{SqlStore, Store};
@@ -54,6 +55,75 @@ pub struct Config {
     /// How replies are delivered.
     #[serde(default)]
     pub delivery: Delivery,
+    /// How fast one customer may write.
+    #[serde(default)]
+    pub limits: Limits,
+    /// How long customers' words are kept.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+    /// Asking customers to rate the help when their ticket closes.
+    #[serde(default)]
+    pub satisfaction: Satisfaction,
+    /// When agents are at work; without it, always.
+    pub hours: Option<HoursConfig>,
+}
+
+/// `[satisfaction]`: after a ticket closes, the customer is asked to rate the help, 1 to 5.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Satisfaction {
+    /// Whether to ask (default: yes).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+impl Default for Satisfaction {
+    fn default() -> Self {
+        Satisfaction { enabled: true }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `[limits]`: each customer's token bucket. Past it, their messages are stored but not answered
+/// or relayed (they are told once to slow down), so one customer cannot slow the others.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Messages a customer may send at once.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+    /// Messages per minute the burst refills at (0 turns the limit off).
+    #[serde(default = "default_per_minute")]
+    pub messages_per_minute: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { burst: default_burst(), messages_per_minute: default_per_minute() }
+    }
+}
+
+fn default_burst() -> u32 {
+    switchboard_core::guard::CustomerLimit::default().burst
+}
+
+fn default_per_minute() -> u32 {
+    switchboard_core::guard::CustomerLimit::default().per_minute
+}
+
+/// `[retention]`: how long customers' words are kept; unset keeps them. Housekeeping (hourly, in
+/// `run`) deletes what is older, in batches.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Transcript lines older than this many days are deleted.
+    pub transcript_days: Option<u32>,
+    /// Tickets closed longer ago than this many days lose their texts and collected details
+    /// (their times, reason and outcome stay for reports).
+    pub closed_ticket_days: Option<u32>,
 }
 
 /// `[delivery]`: how the outbox sends.
@@ -84,6 +154,10 @@ impl Default for Delivery {
             shutdown_grace: default_shutdown_grace(),
         }
     }
+}
+
+fn days(n: u32) -> Duration {
+    Duration::from_secs(u64::from(n) * 24 * 3600)
 }
 
 fn default_concurrency() -> usize {
@@ -157,7 +231,21 @@ impl Config {
             None => fig = fig.merge(Toml::file("switchboard.toml")),
         }
         fig = fig.merge(Env::prefixed("SWITCHBOARD_").ignore(&["config", "log"]).split("__"));
-        fig.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
+        let config: Config = fig.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        for (key, value) in [
+            ("retention.transcript_days", config.retention.transcript_days),
+            ("retention.closed_ticket_days", config.retention.closed_ticket_days),
+        ] {
+            anyhow::ensure!(value != Some(0), "invalid configuration: {key} must be at least 1 (leave it out to keep everything)");
+        }
+        config.office_hours()?;
+        Ok(config)
+    }
+
+    /// The office hours of `[hours]` (`None` without it: always open), or the mistake, naming
+    /// its key (`invalid configuration: hours.mon: "9-18" is not HH:MM-HH:MM`).
+    pub fn office_hours(&self) -> anyhow::Result<Option<OfficeHours>> {
+        self.hours.as_ref().map(|h| h.build().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))).transpose()
     }
 
     /// The engine settings. Agent desks are deployed where configured: Telegram when
@@ -193,6 +281,17 @@ impl Config {
             queue_reminder: Duration::from_secs(self.queue_reminder_minutes.saturating_mul(60)),
             delivery,
             text_limits: text_limits(),
+            customer_limit: switchboard_core::guard::CustomerLimit {
+                burst: self.limits.burst,
+                per_minute: self.limits.messages_per_minute,
+            },
+            retention: Retention {
+                transcript: self.retention.transcript_days.map(days),
+                closed_tickets: self.retention.closed_ticket_days.map(days),
+            },
+            satisfaction: self.satisfaction.enabled,
+            // Checked when the configuration was loaded.
+            hours: self.office_hours().ok().flatten(),
             ..EngineConfig::default()
         }
     }
@@ -221,9 +320,19 @@ impl Config {
         format!("{host}:{db}")
     }
 
-    /// Loads the pack with the configured values applied. Refuses an invalid pack, saying why.
+    /// Loads the pack with the configured values applied. Refuses an invalid pack, saying why,
+    /// and an always-staffed reason (`hours.always_staffed`) that is none of its intents.
     pub fn load_pack(&self) -> anyhow::Result<Pack> {
-        load_pack(&self.pack, &self.values)
+        let pack = load_pack(&self.pack, &self.values)?;
+        for reason in self.hours.iter().flat_map(|h| &h.always_staffed) {
+            let reason = reason.trim();
+            anyhow::ensure!(
+                pack.intent(reason).is_some() || ["customer_request", "repeated_fallback"].contains(&reason),
+                "invalid configuration: hours.always_staffed: {reason:?} is neither an intent of the pack {} nor customer_request or repeated_fallback",
+                self.pack.display()
+            );
+        }
+        Ok(pack)
     }
 
     /// Opens the configured store.
@@ -246,6 +355,74 @@ pub fn load_pack(dir: &Path, values: &BTreeMap<String, String>) -> anyhow::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(toml: &str) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("switchboard.toml");
+        std::fs::write(&file, toml).expect("write");
+        Config::load(Some(&file))
+    }
+
+    fn refused(toml: &str) -> String {
+        parse(toml).expect_err(toml).to_string()
+    }
+
+    #[test]
+    fn satisfaction_is_asked_unless_turned_off() {
+        assert!(parse("").unwrap().engine().satisfaction);
+        assert!(parse("[satisfaction]\nenabled = true").unwrap().engine().satisfaction);
+        assert!(!parse("[satisfaction]\nenabled = false").unwrap().engine().satisfaction);
+        assert!(refused("[satisfaction]\nenable = false").contains("enable"), "an unknown key is refused");
+    }
+
+    #[test]
+    fn office_hours_are_read_and_checked() {
+        assert!(parse("").unwrap().engine().hours.is_none(), "without [hours]: always open");
+        let ok = parse(
+            "[hours]\ntime_zone = \"Asia/Shanghai\"\nmon = \"09:00-18:00\"\ntue = [\"09:00-12:00\", \"13:00-18:00\"]\n\
+             wed = \"09:00-12:00, 13:00-18:00\"\nfri = \"22:00-02:00\"\nclosed = [\"2026-12-25\", \"2027-01-01\"]\n\
+             always_staffed = [\"account_stolen\"]\n",
+        )
+        .unwrap();
+        let hours = ok.engine().hours.expect("office hours");
+        assert_eq!(hours.time_zone(), "Asia/Shanghai");
+        assert_eq!(hours.always_staffed_reasons(), ["account_stolen".to_string()]);
+        // Monday 2026-03-02 10:00 in Shanghai is 02:00 UTC.
+        assert!(hours.is_open(1_772_416_800_000));
+        assert!(!hours.is_open(1_772_416_800_000 + 9 * 3_600_000), "19:00");
+
+        for (toml, why) in [
+            ("[hours]\ntime_zone = \"Asia/Shanghai\"\nmon = \"9-18\"", "invalid configuration: hours.mon: \"9-18\" is not HH:MM-HH:MM"),
+            (
+                "[hours]\ntime_zone = \"Asia/Shanghai\"\nsat = \"25:00-26:00\"",
+                "invalid configuration: hours.sat: \"25:00-26:00\" is not HH:MM-HH:MM",
+            ),
+            (
+                "[hours]\ntime_zone = \"Asia/Shanghai\"\nsun = [\"10:00-10:00\"]",
+                "hours.sun: \"10:00-10:00\" opens and closes at the same time",
+            ),
+            ("[hours]\ntime_zone = \"Mars/Olympus\"\nmon = \"09:00-18:00\"", "hours.time_zone: \"Mars/Olympus\" is not a known time zone"),
+            ("[hours]\nmon = \"09:00-18:00\"", "hours.time_zone: is required"),
+            ("[hours]\ntime_zone = \"UTC\"\nclosed = [\"2026-02-30\"]", "hours.closed: \"2026-02-30\" is not a date (YYYY-MM-DD)"),
+            ("[hours]\ntime_zone = \"UTC\"\nclosed = [\"25/12/2026\"]", "hours.closed: \"25/12/2026\" is not a date"),
+            ("[hours]\ntime_zone = \"UTC\"\nmonday = \"09:00-18:00\"", "monday"),
+        ] {
+            let got = refused(toml);
+            assert!(got.contains(why), "{toml}: {got}");
+        }
+        // A reason is checked against the pack when it is loaded.
+        let pack = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("intents/okpay");
+        let with = |reasons: &str| {
+            parse(&format!("pack = {:?}\n[hours]\ntime_zone = \"UTC\"\nalways_staffed = {reasons}", pack.display().to_string()))
+                .unwrap()
+                .load_pack()
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(with("[\"account_stolen\", \"customer_request\"]"), Ok(()));
+        let err = with("[\"acount_stolen\"]").unwrap_err();
+        assert!(err.starts_with("invalid configuration: hours.always_staffed: \"acount_stolen\" is neither"), "{err}");
+    }
 
     fn config(discord: &str) -> Config {
         let fig = Figment::new().merge(Toml::string(&format!("[discord]\n{discord}")));

@@ -6,6 +6,7 @@
 mod cmd;
 mod config;
 mod http;
+mod prometheus;
 mod reload;
 
 use std::path::PathBuf;
@@ -39,6 +40,10 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Mask secrets (card numbers, codes, passwords, ID numbers) in the lines of standard input.
     Redact(cmd::redact::RedactArgs),
+    /// Erase a customer's data on request: transcripts, tickets' texts and details, undelivered messages.
+    Forget(cmd::forget::ForgetArgs),
+    /// What the bot did over a period: containment, handoffs, agent times, intents, satisfaction.
+    Report(cmd::report::ReportArgs),
 }
 
 fn init_logging(default: &str) {
@@ -78,6 +83,8 @@ fn main() -> ExitCode {
             Command::Run(args) => cmd::run::run(load()?, args).await,
             Command::Intents(c) => cmd::intents::run(load()?, c).await,
             Command::Redact(args) => cmd::redact::run(load()?, &args),
+            Command::Forget(args) => cmd::forget::run(load()?, &args).await,
+            Command::Report(args) => cmd::report::run(load()?, &args).await,
             Command::Eval(args) => {
                 let cfg = load()?;
                 cmd::eval::run(&args, cfg.matching).map(|()| ExitCode::SUCCESS)

@@ -260,3 +260,106 @@ fn redact_masks_secrets_on_standard_input_and_keeps_look_alikes() {
         ["my card [card •••• 4242] was charged twice\t# Card", "验证码 [code] 输进去没用\t# OneTimeCode", "order 4242424242424241 is late"]
     );
 }
+
+#[test]
+fn forget_erases_one_customer_and_says_what_it_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let _ = switchboard(d, &["chat", "--chat", "ann"], "my card 4242 4242 4242 4242 was charged twice\nhuman please\n");
+    let _ = switchboard(d, &["chat", "--chat", "ben"], "my account is locked\n");
+    assert!(switchboard(d, &["desk", "note", "1", "called", "the", "bank"], "").status.success());
+
+    // The terminal's channel is `cli:<chat>`, its customer id the chat.
+    let forgot = switchboard(d, &["forget", "--customer", "cli:ann:ann"], "");
+    assert!(forgot.status.success(), "{forgot:?}");
+    let out = stdout(&forgot);
+    assert!(out.contains("Erased cli:ann:ann: 1 conversation(s)") && out.contains("1 ticket(s)"), "{out}");
+    assert!(!out.contains("charged"), "says counts, never texts: {out}");
+    let show = stdout(&switchboard(d, &["desk", "show", "1"], ""));
+    assert!(!show.contains("charged twice") && !show.contains("called the bank"), "{show}");
+    assert!(show.contains("customer's data erased by operator:alice") && show.contains("Status: closed"), "{show}");
+    // Ben is untouched: his conversation goes on.
+    let ben = stdout(&switchboard(d, &["chat", "--chat", "ben"], "thanks\n"));
+    assert!(!ben.is_empty());
+
+    // Bad input changes nothing and says why.
+    for (args, why) in [
+        (vec!["forget", "--customer", "cli:ann:nobody"], "no customer cli:ann:nobody"),
+        (vec!["forget", "--customer", "ann"], "CHANNEL:ID"),
+    ] {
+        let o = switchboard(d, &args, "");
+        assert_eq!(o.status.code(), Some(2), "{o:?}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains(why), "{o:?}");
+    }
+}
+
+#[test]
+fn desk_blocks_and_unblocks_a_customer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let _ = switchboard(d, &["chat", "--chat", "spam"], "human please\n");
+    let bad = switchboard(d, &["desk", "block", "1", "2x", "spam"], "");
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("30m, 2h, 7d"), "{bad:?}");
+    assert!(switchboard(d, &["desk", "block", "1", "2h", "sends", "spam"], "").status.success());
+    let blocked = stdout(&switchboard(d, &["chat", "--chat", "spam"], "my account is locked\n"));
+    assert!(!blocked.contains("Forgot password"), "a blocked customer is not answered: {blocked}");
+    let show = stdout(&switchboard(d, &["desk", "show", "1"], ""));
+    assert!(show.contains("customer blocked by desk:alice until") && show.contains("sends spam"), "{show}");
+    assert!(switchboard(d, &["desk", "unblock", "1"], "").status.success());
+    assert!(switchboard(d, &["desk", "close", "1"], "").status.success());
+    let back = stdout(&switchboard(d, &["chat", "--chat", "spam"], "my account is locked\n"));
+    assert!(back.contains("Forgot password"), "{back}");
+}
+
+#[test]
+fn report_prints_text_and_json_and_refuses_an_impossible_period() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let _ = switchboard(d, &["chat", "--chat", "r1"], "my account is locked\n");
+    let _ = switchboard(d, &["chat", "--chat", "r2"], "human please\n");
+    let text = switchboard(d, &["report"], "");
+    assert!(text.status.success(), "{text:?}");
+    assert!(stdout(&text).contains("50.0 % containment"), "{}", stdout(&text));
+    let json = switchboard(d, &["report", "--since", "1d", "--json"], "");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&json)).expect("JSON");
+    assert_eq!((v["conversations"].as_u64(), v["tickets"].as_u64()), (Some(2), Some(1)), "{v}");
+    assert_eq!(v["intents"]["account_locked"]["answer"].as_u64(), Some(1), "{v}");
+    for bad in ["soon", "0s", "100000years"] {
+        let o = switchboard(d, &["report", "--since", bad], "");
+        assert_eq!(o.status.code(), Some(2), "{bad}: {o:?}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("--since"), "{o:?}");
+    }
+}
+
+#[test]
+fn a_closed_ticket_is_rated_and_office_hours_are_checked_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    // After the close, the customer is asked to rate the help; a typed number is the rating.
+    let _ = switchboard(d, &["chat"], "human\n");
+    assert!(switchboard(d, &["desk", "claim", "1"], "").status.success());
+    assert!(switchboard(d, &["desk", "close", "1"], "").status.success());
+    let rated = stdout(&switchboard(d, &["chat"], "4 thanks, fast\n"));
+    assert!(rated.contains("How would you rate the help") && rated.contains("[5] 5 ★★★★★"), "numbered choices: {rated}");
+    assert!(rated.contains("Thank you for your feedback"), "{rated}");
+    let show = stdout(&switchboard(d, &["desk", "show", "1"], ""));
+    assert!(show.contains("rated 4/5 by the customer: thanks, fast"), "{show}");
+
+    // A mistake in [hours] stops every command at start, naming the key.
+    let bad = d.join("bad.toml");
+    std::fs::write(&bad, "[hours]\ntime_zone = \"Asia/Shanghai\"\nmon = \"9-18\"\n").expect("write");
+    for args in [["chat"].as_slice(), &["run"]] {
+        let mut all = vec!["--config", bad.to_str().expect("utf-8")];
+        all.extend_from_slice(args);
+        let o = switchboard(d, &all, "hello\n");
+        assert!(!o.status.success(), "{o:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("invalid configuration: hours.mon: \"9-18\" is not HH:MM-HH:MM"), "{err}");
+    }
+    // A week without opening times: the ticket opens, and the customer is told.
+    let closed = d.join("closed.toml");
+    std::fs::write(&closed, "[hours]\ntime_zone = \"Asia/Shanghai\"\n[satisfaction]\nenabled = false\n").expect("write");
+    let o = switchboard(d, &["--config", closed.to_str().expect("utf-8"), "chat", "--chat", "late"], "human\n");
+    assert!(stdout(&o).contains("closed until further notice"), "{o:?}");
+}

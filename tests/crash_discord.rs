@@ -56,7 +56,7 @@ async fn wait_ready(fake: &FakeDiscord, identifies: usize, logs: &Path) {
     let f = fake.clone();
     let ready = wait_for(START_TIMEOUT, || {
         let g = f.gateway_stats();
-        (g.live && g.identifies > identifies && f.commands().len() == 5).then_some(())
+        (g.live && g.identifies > identifies && f.commands().len() == switchboard_discord::bot::commands().len()).then_some(())
     })
     .await;
     assert!(ready.is_some(), "the binary did not connect: {}", read_logs(logs));

@@ -78,6 +78,7 @@ async fn expected(customers: &[FakeUser], scripts: &[Vec<&'static str>]) -> BTre
                     message_id: format!("{}:{i}", c.id),
                     at: 0,
                     lang_hint: Some("en".into()),
+                    deleted: None,
                 })
                 .await
                 .expect("handled");

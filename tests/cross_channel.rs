@@ -63,7 +63,10 @@ async fn a_telegram_customer_is_answered_from_a_discord_thread() {
     ];
     tasks.extend(discord.spawn(stopped(&stop_rx)).expect("the Discord tasks"));
     let df = discord_fake.clone();
-    dfake::eventually("Discord ready", TIMEOUT, || (df.gateway_stats().live && df.commands().len() == 5).then_some(())).await;
+    dfake::eventually("Discord ready", TIMEOUT, || {
+        (df.gateway_stats().live && df.commands().len() == switchboard_discord::bot::commands().len()).then_some(())
+    })
+    .await;
 
     // The customer asks for a person on Telegram: the ticket opens as a thread on Discord.
     let customer = TgUser::new(5001, "小明").lang("zh-hans");

@@ -42,7 +42,10 @@ async fn switchboard_run_serves_discord() {
         .expect("the binary runs");
 
     let f = fake.clone();
-    fake::eventually("the slash commands registered", TIMEOUT, || (f.commands().len() == 5 && f.gateway_stats().live).then_some(())).await;
+    fake::eventually("the slash commands registered", TIMEOUT, || {
+        (f.commands().len() == switchboard_discord::bot::commands().len() && f.gateway_stats().live).then_some(())
+    })
+    .await;
     let ann = FakeUser::new(42, "ann");
     let dm = fake.dm_channel(&ann);
     fake.dm(&ann, "my account is locked");

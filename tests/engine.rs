@@ -218,7 +218,8 @@ async fn agents_claim_reply_note_release_and_close() {
     e.agent(&bob(), AgentCommand::Close(tid)).await.unwrap();
     e.flush().await.unwrap();
     let seen: Vec<String> = h.replies("c").into_iter().map(|r| r.text).collect();
-    assert_eq!(seen.last().map(String::as_str), Some(Phrase::BackToBot.text(Lang::En)));
+    // Back with the bot, then asked to rate the help.
+    assert_eq!(seen[seen.len() - 2..], [Phrase::BackToBot.text(Lang::En), Phrase::RatingAsk.text(Lang::En)]);
     assert_eq!(e.store().ticket(tid).await.unwrap().unwrap().status, TicketStatus::Closed);
     assert!(e.agent(&bob(), AgentCommand::Reply(tid, "late".into())).await.is_err(), "a closed ticket takes no replies");
 
@@ -241,6 +242,10 @@ async fn agents_claim_reply_note_release_and_close() {
             TicketEventKind::Note { .. } => "note",
             TicketEventKind::DeliveryFailed { .. } => "failed",
             TicketEventKind::Closed { .. } => "closed",
+            TicketEventKind::Blocked { .. } => "blocked",
+            TicketEventKind::Unblocked { .. } => "unblocked",
+            TicketEventKind::Rated { .. } => "rated",
+            TicketEventKind::Erased { .. } => "erased",
         })
         .collect();
     assert_eq!(kinds, vec!["opened", "claimed", "reply", "note", "customer", "released", "claimed", "closed"]);
@@ -348,8 +353,9 @@ async fn a_customer_writing_traditional_chinese_is_answered_in_it() {
     assert_eq!(h.say("t", "謝謝,我在這裡等著").await.action, Action::Silent);
     h.engine.agent(&alice(), AgentCommand::Close(tid)).await.unwrap();
     h.engine.flush().await.unwrap();
-    let back = h.replies("t").pop().unwrap().text;
-    assert_eq!(back, switchboard_core::hant::to_traditional(Phrase::BackToBot.text(Lang::Zh)));
+    let after: Vec<String> = h.replies("t").into_iter().map(|r| r.text).collect();
+    assert_eq!(after[after.len() - 2], switchboard_core::hant::to_traditional(Phrase::BackToBot.text(Lang::Zh)));
+    assert_eq!(after[after.len() - 1], switchboard_core::hant::to_traditional(Phrase::RatingAsk.text(Lang::Zh)));
     h.say("s", "我的账号被锁了").await;
     assert_eq!(h.replies("s")[0].text, answer(&pack, "account_locked", Lang::Zh));
     // Words both scripts share: the platform's language tag decides.

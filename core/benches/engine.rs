@@ -64,6 +64,7 @@ fn bench_store(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, stor
                                 message_id: format!("m{n}"),
                                 at: 0,
                                 lang_hint: None,
+                                deleted: None,
                             };
                             engine.handle(inbound).await.expect("handled")
                         }));

@@ -31,6 +31,18 @@ pub enum AgentCommand {
     Release(i64),
     /// Close the ticket and hand the customer back to the bot.
     Close(i64),
+    /// Block the ticket's customer, for a while (`2h`, `7d`) or until unblocked, with a reason:
+    /// their messages are stored but neither answered nor relayed.
+    Block {
+        /// The ticket whose customer is blocked.
+        ticket: i64,
+        /// How long; `None` until unblocked.
+        duration: Option<std::time::Duration>,
+        /// Why, for the ticket's history.
+        reason: String,
+    },
+    /// Lift the block on the ticket's customer.
+    Unblock(i64),
 }
 
 /// A ticket with its history and transcript.
@@ -100,6 +112,10 @@ impl Engine {
 
     /// Runs an agent command. Anyone not on the allowlist is refused, and the attempt logged.
     pub async fn agent(&self, actor: &Actor, cmd: AgentCommand) -> Result<AgentOutcome, EngineError> {
+        crate::metrics::agent(self.agent_command(actor, cmd).await)
+    }
+
+    async fn agent_command(&self, actor: &Actor, cmd: AgentCommand) -> Result<AgentOutcome, EngineError> {
         let named = Actor { name: crate::channel::display_name(&actor.name, "Agent"), ..actor.clone() };
         let actor = &named;
         if !self.is_agent(actor) {
@@ -131,7 +147,9 @@ impl Engine {
             | AgentCommand::Reply(id, _)
             | AgentCommand::Note(id, _)
             | AgentCommand::Release(id)
-            | AgentCommand::Close(id) => self.ticket_action(actor, id, &cmd).await,
+            | AgentCommand::Close(id)
+            | AgentCommand::Block { ticket: id, .. }
+            | AgentCommand::Unblock(id) => self.ticket_action(actor, id, &cmd).await,
         }
     }
 
@@ -145,10 +163,22 @@ impl Engine {
                 Some(a) if a != &actor.id => Some(self.agent_label(a).await),
                 _ => None,
             };
-            let (commit, after) = self.plan_ticket_action(actor, ticket, conv, cmd, holder)?;
+            let customer = crate::guard::customer_key(&ticket.key.channel, &ticket.customer_id);
+            let block = match self.store.get_value(crate::guard::BLOCKS, &customer).await? {
+                Some(v) => crate::guard::Block::parse(&v),
+                None => None,
+            };
+            let (commit, after) = self.plan_ticket_action(actor, ticket, conv, cmd, holder, block)?;
+            let blocking = !commit.values.is_empty();
             match self.store.commit(self.split_commit(commit)).await {
                 Ok(_) => {
                     self.wake.notify_one();
+                    if blocking {
+                        // Holds in this process from the next message; other instances read it
+                        // within `guard::BLOCKS_FRESH`.
+                        self.blocks.forget().await;
+                    }
+                    crate::metrics::ticket_action(&*self.store, cmd, &after).await;
                     return Ok(AgentOutcome::Done(after));
                 }
                 Err(StoreError::Conflict(_)) => {
@@ -168,6 +198,7 @@ impl Engine {
         conv: Conversation,
         cmd: &AgentCommand,
         holder: Option<String>,
+        block: Option<crate::guard::Block>,
     ) -> Result<(Commit, Ticket), EngineError> {
         let at = now_ms().max(ticket.updated_at);
         let invalid = |why: String| EngineError::InvalidTicketState { ticket: ticket.id, why };
@@ -269,7 +300,41 @@ impl Engine {
                 let back = in_script(Reply::text(Phrase::BackToBot.text(lang)), lang, traditional);
                 commit.transcript.push((Author::Bot, back.text.clone()));
                 commit.outbox.push(Outgoing::Customer { key: ticket.key.clone(), reply: back, ticket_id: Some(ticket.id) });
+                // How was the help? Asked once, with buttons 1 to 5; the dialogue takes the answer
+                // (or drops the question at anything else). Never of a customer who is blocked.
+                if current && self.config.satisfaction && !block.as_ref().is_some_and(|b| b.holds(at)) {
+                    conv_next.state.pending = crate::dialogue::Pending::Rating { ticket: ticket.id, asked_at: at };
+                    let ask = in_script(crate::dialogue::rating_prompt(lang), lang, traditional);
+                    commit.transcript.push((Author::Bot, ask.text.clone()));
+                    commit.outbox.push(Outgoing::Customer { key: ticket.key.clone(), reply: ask, ticket_id: Some(ticket.id) });
+                }
                 self.notify_desks(&mut commit, Some(ticket.id), DeskNotice::Closed { agent: actor.name.clone() }, Some(actor));
+            }
+            AgentCommand::Block { duration, reason, .. } => {
+                let customer = crate::guard::customer_key(&ticket.key.channel, &ticket.customer_id);
+                let until = duration.map(|d| at.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
+                let reason = clean(reason).trim().to_string();
+                let value = crate::guard::Block { by: actor.id.clone(), at, until, reason: reason.clone(), lifted: false };
+                let value = serde_json::to_string(&value).map_err(|e| EngineError::BadCommand(e.to_string()))?;
+                commit.values.push((crate::guard::BLOCKS.into(), customer, value));
+                commit.events.push(TicketEventKind::Blocked { agent: actor.id.clone(), until, reason: reason.clone() });
+                self.notify_desks(
+                    &mut commit,
+                    Some(ticket.id),
+                    DeskNotice::Blocked { agent: actor.name.clone(), until, reason },
+                    Some(actor),
+                );
+            }
+            AgentCommand::Unblock(_) => {
+                let customer = crate::guard::customer_key(&ticket.key.channel, &ticket.customer_id);
+                let Some(mut b) = block.filter(|b| b.holds(at)) else {
+                    return Err(EngineError::BadCommand(format!("the customer of ticket #{} is not blocked", ticket.id)));
+                };
+                b.lifted = true;
+                let value = serde_json::to_string(&b).map_err(|e| EngineError::BadCommand(e.to_string()))?;
+                commit.values.push((crate::guard::BLOCKS.into(), customer, value));
+                commit.events.push(TicketEventKind::Unblocked { agent: actor.id.clone() });
+                self.notify_desks(&mut commit, Some(ticket.id), DeskNotice::Unblocked { agent: actor.name.clone() }, Some(actor));
             }
             AgentCommand::Queue | AgentCommand::Show(_) => {}
         }
@@ -290,5 +355,7 @@ fn command_name(cmd: &AgentCommand) -> &'static str {
         AgentCommand::Note(..) => "note",
         AgentCommand::Release(_) => "release",
         AgentCommand::Close(_) => "close",
+        AgentCommand::Block { .. } => "block",
+        AgentCommand::Unblock(_) => "unblock",
     }
 }

@@ -24,6 +24,10 @@ pub struct DialogueState {
     /// them ([`crate::hant`]). Kept until they write simplified ones; survives a ticket.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub traditional: bool,
+    /// When the customer, over their message limit, was told to slow down. Not told again while
+    /// the flood goes on; a message within the limit a minute later clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slowed_at: Option<crate::types::Millis>,
 }
 
 impl DialogueState {
@@ -54,7 +58,25 @@ pub enum Pending {
         /// Invalid answers to the current question.
         retries: u32,
     },
+    /// A ticket just closed and the customer was asked to rate the help, 1 to 5 (buttons whose
+    /// payloads are [`PAYLOAD_RATE`] and the score; a typed score, with a comment after it if
+    /// they like, counts too). Anything else drops the question.
+    Rating {
+        /// The closed ticket the rating goes on.
+        ticket: i64,
+        /// When the customer was asked (the question lapses after [`RATING_WINDOW_MS`]).
+        #[serde(default)]
+        asked_at: crate::types::Millis,
+    },
 }
+
+/// How long after a ticket closes its rating is taken (a day): a number typed later is a new
+/// message, not a late rating.
+pub const RATING_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// The longest comment kept with a rating, in characters (the whole message stays in the
+/// transcript).
+pub const MAX_RATING_COMMENT: usize = 1000;
 
 /// What the bot did with a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +110,12 @@ pub enum Action {
     /// Nothing but secrets (a card number, a code, a password): stored masked, and the customer
     /// only told they were hidden; the dialogue stays where it was.
     Hidden,
+    /// An agent blocked the customer: stored, not answered or relayed.
+    Blocked,
+    /// The customer writes faster than their limit: stored, not answered or relayed (told once).
+    Limited,
+    /// Took the customer's rating of the ticket that just closed, and thanked them.
+    Rated,
 }
 
 impl Action {
@@ -105,8 +133,11 @@ impl Action {
             Action::Ignored => "ignored",
             Action::Duplicate => "duplicate",
             Action::TooLong => "too_long",
+            Action::Blocked => "blocked",
+            Action::Limited => "limited",
             Action::Unsupported => "unsupported",
             Action::Hidden => "hidden",
+            Action::Rated => "rated",
         }
     }
 }
@@ -137,6 +168,19 @@ pub struct Step {
     pub intent: Option<String>,
     /// A ticket to open.
     pub handoff: Option<HandoffRequest>,
+    /// A rating to record on a closed ticket.
+    pub rating: Option<Rating>,
+}
+
+/// A customer's rating of the help on a ticket that closed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rating {
+    /// The closed ticket.
+    pub ticket: i64,
+    /// 1 (poor) to 5 (excellent).
+    pub score: u8,
+    /// What they wrote after the score, if anything (at most [`MAX_RATING_COMMENT`] characters).
+    pub comment: Option<String>,
 }
 
 /// What the rules read besides the state.
@@ -169,6 +213,8 @@ pub const PAYLOAD_HUMAN_FALLBACK: &str = "human:fallback";
 pub const PAYLOAD_START: &str = "start";
 /// Button payload: none of the offered choices.
 pub const PAYLOAD_NONE: &str = "none";
+/// Button payload prefix: a rating, followed by the score (`rate:4`).
+pub const PAYLOAD_RATE: &str = "rate:";
 
 /// Intent id that greets (its follow-ups are the top topics offered by `/start`).
 pub const GREETING_INTENT: &str = "greeting";
@@ -277,6 +323,18 @@ pub enum Phrase {
     Cancelled,
     /// A card number, code or password in the message was hidden.
     SecretHidden,
+    /// Secrets were hidden and the public message that held them was deleted.
+    SecretHiddenDeleted,
+    /// Secrets were hidden, but the public message that held them could not be deleted.
+    SecretHiddenDeleteIt,
+    /// The customer writes too fast: told once that the bot stops answering for a while.
+    SlowDown,
+    /// After a ticket closed: how was the help? (with buttons 1 to 5, see [`rating_prompt`]).
+    RatingAsk,
+    /// Thanks for a rating.
+    RatingThanks,
+    /// A rating button pressed again, or after the question lapsed: not taken.
+    RatingClosed,
 }
 
 impl Phrase {
@@ -306,6 +364,22 @@ impl Phrase {
             (SecretHidden, Lang::En) => {
                 "For your safety I hid the card number, code or password in your message; our staff cannot see it either. We never ask for your password or codes: please don't send them to anyone."
             }
+            (SecretHiddenDeleted, Lang::Zh) => {
+                "为了您的安全,我已隐藏您消息中的卡号、验证码或密码,并删除了您在公开频道发的那条消息。我们绝不会向您索要密码或验证码,请不要发给任何人。"
+            }
+            (SecretHiddenDeleted, Lang::En) => {
+                "For your safety I hid the card number, code or password in your message and deleted the message from this public channel. We never ask for your password or codes: please don't send them to anyone."
+            }
+            (SecretHiddenDeleteIt, Lang::Zh) => {
+                "为了您的安全,我已隐藏您消息中的卡号、验证码或密码,但我无法删除公开频道里的原消息:请您立即自己删除它。我们绝不会向您索要密码或验证码。"
+            }
+            (SecretHiddenDeleteIt, Lang::En) => {
+                "For your safety I hid the card number, code or password in your message, but I cannot delete it from this public channel: please delete it yourself now. We never ask for your password or codes."
+            }
+            (SlowDown, Lang::Zh) => "您发送消息太快了。我会保存您的消息,但暂时不会逐条回复;请稍等一会儿,再把问题用一条消息发给我。",
+            (SlowDown, Lang::En) => {
+                "You're sending messages very fast. I'm keeping them, but I won't answer each one for now; please wait a moment and send your question in one message."
+            }
             (TextOnly, Lang::Zh) => "抱歉,我目前只能读取文字消息,请用文字描述您的问题。",
             (TextOnly, Lang::En) => "Sorry, I can only read text messages. Please describe your question in words.",
             (InvalidField, Lang::Zh) => "这个格式好像不太对,请再试一次。",
@@ -314,6 +388,18 @@ impl Phrase {
             (Cancelled, Lang::En) => "OK, I've called that off; nothing goes to our team. Ask me anything else whenever you like.",
             (Resume, Lang::Zh) => "我们接着处理您刚才的问题:",
             (Resume, Lang::En) => "Now, back to your earlier request:",
+            (RatingAsk, Lang::Zh) => {
+                "您对本次人工服务满意吗?请打分:1(很不满意)到 5(非常满意)。也可以在分数后面写几句意见,例如“5 很快就解决了”。"
+            }
+            (RatingAsk, Lang::En) => {
+                "How would you rate the help you got? Choose 1 (poor) to 5 (excellent). You can add a few words after the number, e.g. \"5 quick and clear\"."
+            }
+            (RatingThanks, Lang::Zh) => "感谢您的评价!还有其他问题可以随时问我。",
+            (RatingThanks, Lang::En) => "Thank you for your feedback! Ask me anything else at any time.",
+            (RatingClosed, Lang::Zh) => "谢谢!这次服务已经评价过了(或评价已结束)。还有其他问题可以随时问我。",
+            (RatingClosed, Lang::En) => {
+                "Thank you! This conversation has already been rated (or its rating has closed). Ask me anything else at any time."
+            }
             (BackToBot, Lang::Zh) => "本次人工服务已结束,您现在回到了智能助手。还有其他问题可以随时问我。",
             (BackToBot, Lang::En) => {
                 "Our team has closed this conversation and you're back with the assistant. Ask me anything else at any time."
@@ -328,6 +414,82 @@ pub fn queued_text(lang: Lang, position: usize) -> String {
         Lang::Zh => format!("已为您转接人工客服,您目前排在第 {position} 位。请稍候,您在这里发送的消息都会转给客服人员。"),
         Lang::En => {
             format!("I've passed you to our support team; you are number {position} in the queue. Anything you write here goes to them.")
+        }
+    }
+}
+
+/// The question asked after a ticket closes: [`Phrase::RatingAsk`] with five buttons, 1 to 5
+/// (typing the number picks one).
+pub fn rating_prompt(lang: Lang) -> Reply {
+    let choices = (1..=5u8).map(|n| Choice { payload: format!("{PAYLOAD_RATE}{n}"), label: rating_label(n) }).collect();
+    Reply { text: Phrase::RatingAsk.text(lang).into(), choices }
+}
+
+/// A rating button's label: the score and as many stars.
+pub fn rating_label(score: u8) -> String {
+    format!("{score} {}", "★".repeat(usize::from(score.min(5))))
+}
+
+/// The score of a rating button's payload (`rate:4` → 4).
+pub fn rating_payload(payload: &str) -> Option<u8> {
+    payload.strip_prefix(PAYLOAD_RATE).and_then(|n| n.parse::<u8>().ok()).filter(|n| (1..=5).contains(n))
+}
+
+/// A typed rating: a score 1 to 5 alone (`4`, `５`, `4分`, `5 stars`), or followed by a comment
+/// after a space or punctuation (`5 很快就解决了`, `4 thanks, fast`). A number running into words
+/// (`5月…`, `10`) is not a rating.
+pub fn read_rating(text: &str) -> Option<(u8, Option<String>)> {
+    let text = text.trim();
+    let mut chars = text.chars();
+    let first = chars.next()?;
+    let score = match first {
+        '1'..='5' => first as u8 - b'0',
+        '１'..='５' => u8::try_from(u32::from(first) - u32::from('０')).ok()?,
+        _ => return None,
+    };
+    let rest = chars.as_str();
+    let rest = ["分", "星", "/5", "/ 5", " stars", " star", " points", " out of 5"]
+        .iter()
+        .find_map(|unit| rest.strip_prefix(unit))
+        .unwrap_or(rest);
+    let separator = |c: char| c.is_whitespace() || c.is_ascii_punctuation() || ",。!?、:;~…—".contains(c);
+    let mut after = rest.chars();
+    match (after.next(), after.next()) {
+        (Some(c), _) if !separator(c) => return None,
+        // A decimal, a time, an amount: `1.5`, `2:30`, `3,000`.
+        (Some(c), Some(d)) if !c.is_whitespace() && d.is_ascii_digit() => return None,
+        _ => {}
+    }
+    let comment: String = rest.trim_start_matches(separator).trim_end().chars().take(MAX_RATING_COMMENT).collect();
+    Some((score, (!comment.is_empty()).then_some(comment)))
+}
+
+/// What the customer is told when a ticket is opened while nobody is at work: when the team is
+/// back (`back`, in words: [`crate::hours::OfficeHours::back_at`]), or that it is closed until
+/// further notice (`None`).
+pub fn away_text(lang: Lang, back: Option<&str>) -> String {
+    match (lang, back) {
+        (Lang::Zh, Some(when)) => format!(
+            "已为您转接人工客服。现在是非工作时间,客服团队将于{when}回来,届时会在这里回复您。您在这里发送的消息都会转给客服人员。"
+        ),
+        (Lang::Zh, None) => {
+            "已为您转接人工客服。客服团队目前暂停服务,恢复时间另行通知;恢复后会在这里回复您。您在这里发送的消息都会转给客服人员。".into()
+        }
+        (Lang::En, Some(when)) => format!(
+            "I've passed you to our support team. They're away right now: our team is back {when} and will answer you here. Anything you write here goes to them."
+        ),
+        (Lang::En, None) => "I've passed you to our support team. They're away right now, closed until further notice; they will answer you here as soon as they're back. Anything you write here goes to them.".into(),
+    }
+}
+
+/// What a customer whose ticket waits while nobody is at work is told when they write again.
+pub fn still_away_text(lang: Lang, back: Option<&str>) -> String {
+    match (lang, back) {
+        (Lang::Zh, Some(when)) => format!("您的消息已转给客服。现在是非工作时间,客服团队将于{when}回来,届时会在这里回复您。"),
+        (Lang::Zh, None) => "您的消息已转给客服。客服团队目前暂停服务,恢复时间另行通知;恢复后会在这里回复您。".into(),
+        (Lang::En, Some(when)) => format!("Your message is with our support team. They're away right now: our team is back {when} and will reply here."),
+        (Lang::En, None) => {
+            "Your message is with our support team. They're away right now, closed until further notice; a person will reply here when they're back.".into()
         }
     }
 }
@@ -369,7 +531,25 @@ fn has_english_words(text: &str) -> bool {
 
 /// One step of the bot's side of a conversation it owns.
 pub fn step(state: &DialogueState, lang: Lang, input: Input<'_>, ctx: &Ctx<'_>) -> Step {
-    let mut out = Step { state: state.clone(), lang, replies: Vec::new(), action: Action::Fallback, intent: None, handoff: None };
+    let mut out =
+        Step { state: state.clone(), lang, replies: Vec::new(), action: Action::Fallback, intent: None, handoff: None, rating: None };
+
+    // Asked to rate a closed ticket: a score (pressed or typed) is taken once; anything else
+    // drops the question and is handled as usual.
+    if let Pending::Rating { ticket, .. } = &state.pending {
+        let rated = match input {
+            Input::Choice(p) => rating_payload(p).map(|score| (score, None)),
+            Input::Text(t) => read_rating(t),
+        };
+        if let Some((score, comment)) = rated {
+            out.state.pending = Pending::Nothing;
+            out.state.fallbacks = 0;
+            out.action = Action::Rated;
+            out.rating = Some(Rating { ticket: *ticket, score, comment });
+            out.replies.push(Reply::text(Phrase::RatingThanks.text(lang)));
+            return out;
+        }
+    }
 
     // Typing the number of an offered choice picks it.
     let input = match (input, &state.pending) {
@@ -426,6 +606,12 @@ pub fn step(state: &DialogueState, lang: Lang, input: Input<'_>, ctx: &Ctx<'_>) 
     out.state.pending = Pending::Nothing;
 
     match input {
+        // A rating button pressed again (or after the question lapsed): thanked, not taken.
+        Input::Choice(p) if rating_payload(p).is_some() => {
+            out.action = Action::Answer;
+            out.replies.push(Reply::text(Phrase::RatingClosed.text(lang)));
+            out
+        }
         Input::Choice(p) if p == PAYLOAD_HUMAN => human(out, HandoffReason::CustomerRequest, ctx),
         Input::Choice(p) if p == PAYLOAD_HUMAN_FALLBACK => human(out, HandoffReason::RepeatedFallback, ctx),
         Input::Choice(p) if p == PAYLOAD_START => match ctx.pack.intent(GREETING_INTENT) {
@@ -644,6 +830,54 @@ mod tests {
         for t in ["how do I reach a human being about my card", "我的账号被锁了", ""] {
             assert!(!is_human_request(t), "{t}");
         }
+    }
+
+    #[test]
+    fn ratings_are_read_from_a_score_and_an_optional_comment() {
+        assert_eq!(read_rating("4"), Some((4, None)));
+        assert_eq!(read_rating(" ５ "), Some((5, None)));
+        assert_eq!(read_rating("4分"), Some((4, None)));
+        assert_eq!(read_rating("5 stars"), Some((5, None)));
+        assert_eq!(read_rating("3/5!"), Some((3, None)));
+        assert_eq!(read_rating("5 很快就解决了"), Some((5, Some("很快就解决了".into()))));
+        assert_eq!(read_rating("4 thanks, fast"), Some((4, Some("thanks, fast".into()))));
+        assert_eq!(read_rating("2 - too slow."), Some((2, Some("too slow.".into()))));
+        assert_eq!(read_rating("5,很好"), Some((5, Some("很好".into()))));
+        let long = format!("1 {}", "x".repeat(MAX_RATING_COMMENT + 10));
+        assert_eq!(read_rating(&long).and_then(|(_, c)| c).map(|c| c.chars().count()), Some(MAX_RATING_COMMENT));
+        for not in ["0", "6", "10", "5月转账失败", "1.5", "2:30", "3,000 yuan", "my transfer failed", "", "four"] {
+            assert_eq!(read_rating(not), None, "{not}");
+        }
+        assert_eq!(rating_payload("rate:4"), Some(4));
+        assert_eq!(rating_payload("rate:9"), None);
+        assert_eq!(rating_payload("intent:rate"), None);
+        let prompt = rating_prompt(Lang::En);
+        assert_eq!(prompt.choices.iter().map(|c| rating_payload(&c.payload)).collect::<Vec<_>>(), (1..=5).map(Some).collect::<Vec<_>>());
+        assert_eq!(prompt.choices[3].label, "4 ★★★★");
+    }
+
+    #[test]
+    fn stored_states_of_earlier_versions_still_parse_and_a_rating_round_trips() {
+        let old: DialogueState = serde_json::from_str(r#"{"fallbacks":1,"pending":{"kind":"nothing"}}"#).unwrap();
+        assert_eq!((old.fallbacks, old.pending), (1, Pending::Nothing));
+        let choices: DialogueState =
+            serde_json::from_str(r#"{"fallbacks":0,"pending":{"kind":"choices","choices":[{"payload":"none","label":"x"}]}}"#).unwrap();
+        assert!(matches!(choices.pending, Pending::Choices { .. }));
+        let rating = DialogueState { pending: Pending::Rating { ticket: 7, asked_at: 1_000 }, ..DialogueState::default() };
+        let json = serde_json::to_string(&rating).unwrap();
+        assert!(json.contains(r#""kind":"rating""#), "{json}");
+        assert_eq!(serde_json::from_str::<DialogueState>(&json).unwrap(), rating);
+        let bare: DialogueState = serde_json::from_str(r#"{"fallbacks":0,"pending":{"kind":"rating","ticket":7}}"#).unwrap();
+        assert_eq!(bare.pending, Pending::Rating { ticket: 7, asked_at: 0 });
+    }
+
+    #[test]
+    fn the_away_message_says_when_the_team_is_back_or_that_it_is_closed() {
+        assert!(away_text(Lang::En, Some("Monday 09:00 (Asia/Shanghai)")).contains("our team is back Monday 09:00 (Asia/Shanghai)"));
+        assert!(away_text(Lang::Zh, Some("周一 09:00(Asia/Shanghai)")).contains("将于周一 09:00(Asia/Shanghai)回来"));
+        assert!(away_text(Lang::En, None).contains("closed until further notice"));
+        assert!(away_text(Lang::Zh, None).contains("恢复时间另行通知"));
+        assert!(still_away_text(Lang::En, Some("today at 13:00 (UTC)")).contains("back today at 13:00 (UTC)"));
     }
 
     #[test]

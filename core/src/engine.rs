@@ -90,6 +90,15 @@ pub struct EngineConfig {
     /// `desk:<name>`), as its adapter says; longer replies and desk texts are split before they
     /// are queued. A target without one gets its text whole.
     pub text_limits: HashMap<String, TextLimit>,
+    /// How fast one customer may write before their messages are stored but not answered.
+    pub customer_limit: crate::guard::CustomerLimit,
+    /// How long transcripts and closed tickets' texts are kept.
+    pub retention: Retention,
+    /// Whether a customer is asked to rate the help (1 to 5) when their ticket closes.
+    pub satisfaction: bool,
+    /// When agents are at work (`None`: always). Outside them a handoff still opens its ticket,
+    /// and the customer is told when the team is back instead of their place in the queue.
+    pub hours: Option<crate::hours::OfficeHours>,
 }
 
 /// How the outbox sender works.
@@ -134,6 +143,10 @@ impl Default for EngineConfig {
             failed_retention: Duration::from_secs(30 * 24 * 3600),
             delivery: DeliveryConfig::default(),
             text_limits: HashMap::new(),
+            customer_limit: crate::guard::CustomerLimit::default(),
+            retention: Retention::default(),
+            satisfaction: true,
+            hours: None,
         }
     }
 }
@@ -145,6 +158,20 @@ pub struct Housekept {
     pub handled_ids: u64,
     /// Undeliverable outbox items past their retention.
     pub failed_items: u64,
+    /// Transcript lines past `retention.transcript`.
+    pub transcript_lines: u64,
+    /// Tickets closed longer than `retention.closed_tickets` whose texts were erased.
+    pub erased_tickets: u64,
+}
+
+/// How long customers' words are kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Transcript lines older than this are deleted (`None`: kept).
+    pub transcript: Option<Duration>,
+    /// Tickets closed longer ago than this lose their texts and details; their times, reason and
+    /// outcome stay for reports (`None`: kept).
+    pub closed_tickets: Option<Duration>,
 }
 
 /// What the engine did with an inbound message.
@@ -202,6 +229,10 @@ pub struct Engine {
     pub(crate) stopping: std::sync::atomic::AtomicBool,
     /// Agents' names by actor id, as recorded in the store.
     pub(crate) names: std::sync::Mutex<HashMap<String, String>>,
+    /// Each customer's token bucket.
+    pub(crate) flood: crate::guard::FloodGate,
+    /// The blocks in force, as last read from the store.
+    pub(crate) blocks: crate::guard::BlockCache,
 }
 
 impl Engine {
@@ -212,6 +243,7 @@ impl Engine {
 
     /// An engine with an already trained brain.
     pub fn with_brain(store: Arc<dyn Store>, brain: Arc<Brain>, config: EngineConfig) -> Arc<Engine> {
+        let flood = crate::guard::FloodGate::new(config.customer_limit);
         Arc::new(Engine {
             store,
             brain: RwLock::new(brain),
@@ -225,6 +257,8 @@ impl Engine {
             conflicts: std::sync::atomic::AtomicU64::new(0),
             stopping: std::sync::atomic::AtomicBool::new(false),
             names: std::sync::Mutex::new(HashMap::new()),
+            flood,
+            blocks: crate::guard::BlockCache::default(),
         })
     }
 
@@ -249,6 +283,12 @@ impl Engine {
         self.conflicts.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Whether `text` holds a secret the current pack's rules mask (adapters delete such a
+    /// message where it was posted in public, before handing it over).
+    pub fn holds_secret(&self, text: &str) -> bool {
+        !self.brain().pack.redactor.redact(text).found.is_empty()
+    }
+
     /// The settings.
     pub fn config(&self) -> &EngineConfig {
         &self.config
@@ -256,12 +296,14 @@ impl Engine {
 
     /// Delivers this process's outbox items for `channel.name()` through `channel`.
     pub fn add_channel(&self, channel: Arc<dyn Channel>) {
+        crate::metrics::channel_added(channel.name());
         self.channels.write().unwrap_or_else(|p| p.into_inner()).insert(channel.name().to_string(), channel);
         self.wake.notify_one();
     }
 
     /// Delivers ticket notices for `desk.name()` (which must be in [`EngineConfig::desks`]) through `desk`.
     pub fn add_desk(&self, desk: Arc<dyn AgentDesk>) {
+        crate::metrics::target_added(&format!("desk:{}", desk.name()));
         self.desks.write().unwrap_or_else(|p| p.into_inner()).insert(desk.name().to_string(), desk);
         self.wake.notify_one();
     }
@@ -274,7 +316,12 @@ impl Engine {
     }
 
     /// Handles one customer message: stores it, answers or hands off, and queues the replies.
-    pub async fn handle(&self, mut inbound: Inbound) -> Result<Handled, EngineError> {
+    pub async fn handle(&self, inbound: Inbound) -> Result<Handled, EngineError> {
+        let (channel, brain) = (inbound.channel.clone(), self.brain());
+        crate::metrics::handled(&brain.pack, &channel, self.handle_inbound(inbound).await)
+    }
+
+    async fn handle_inbound(&self, mut inbound: Inbound) -> Result<Handled, EngineError> {
         inbound.customer_name = crate::channel::display_name(&inbound.customer_name, "Customer");
         // A photo whose caption is only blanks is a photo.
         if let Content::Captioned { kind, text } = &mut inbound.content
@@ -296,7 +343,11 @@ impl Engine {
                 bare = Some(clean(&red.bare).chars().take(MAX_MESSAGE_CHARS).collect::<String>());
             }
         }
-        let at = if inbound.at > 0 { inbound.at } else { now_ms() };
+        // The platform's time, never ahead of ours: a clock running fast must not hold replies
+        // back (outbox items are due at their commit's time).
+        let now = now_ms();
+        let at = if inbound.at > 0 { inbound.at.min(now) } else { now };
+        let mute = self.mute(&inbound, at).await?;
         let (text, too_long) = match &inbound.content {
             Content::Text(t) | Content::Captioned { text: t, .. } => {
                 let c = clean(t);
@@ -320,24 +371,33 @@ impl Engine {
         for attempt in 0..CONFLICT_RETRIES {
             let conv = self.store.open_conversation(new.clone()).await?;
             let (mut commit, mut handled) = self
-                .plan_inbound(&brain, conv, &inbound, text.as_deref(), Reading { too_long, secrets_only, bare: bare.as_deref() }, at)
+                .plan_inbound(&brain, conv, &inbound, text.as_deref(), Reading { too_long, secrets_only, bare: bare.as_deref() }, at, mute)
                 .await?;
-            if hidden {
+            if hidden && mute != Mute::Blocked {
                 // Said first, in the customer's language and script, before any answer.
                 let (lang, traditional) = (handled.lang, commit.conversation.state.traditional);
-                let notice = in_script(Reply::text(Phrase::SecretHidden.text(lang)), lang, traditional);
+                let phrase = match inbound.deleted {
+                    None => Phrase::SecretHidden,
+                    Some(true) => Phrase::SecretHiddenDeleted,
+                    Some(false) => Phrase::SecretHiddenDeleteIt,
+                };
+                let notice = in_script(Reply::text(phrase.text(lang)), lang, traditional);
                 commit.transcript.insert(1.min(commit.transcript.len()), (Author::Bot, notice.text.clone()));
                 let key = commit.conversation.key.clone();
                 commit.outbox.insert(0, Outgoing::Customer { key, reply: notice.clone(), ticket_id: None });
                 handled.replies.insert(0, notice);
             }
+            commit.outcome = Some(crate::types::Outcome { intent: handled.intent.clone(), action: handled.action.as_str().to_string() });
+            let opened = commit.open_ticket.as_ref().map(|t| t.reason.clone());
             match self.store.commit(self.split_commit(commit)).await {
                 Ok(done) => {
                     self.wake.notify_one();
+                    crate::metrics::handoff(&brain.pack, &inbound.channel, opened.as_ref());
                     let ticket_id = match handled.action {
                         Action::Handoff | Action::Silent | Action::Waiting => done.ticket_id,
                         // Cut while a person owns the conversation: still that ticket's message.
-                        Action::TooLong => handled.ticket_id.and(done.ticket_id),
+                        Action::TooLong | Action::Blocked | Action::Limited => handled.ticket_id.and(done.ticket_id),
+                        Action::Rated => handled.ticket_id,
                         _ => None,
                     };
                     return Ok(Handled { ticket_id, ..handled });
@@ -355,6 +415,20 @@ impl Engine {
         Err(EngineError::Busy)
     }
 
+    /// Whether the customer is blocked or over their limit (a block is read from the store, so
+    /// one set on another instance holds here too; the token bucket is this process's).
+    async fn mute(&self, inbound: &Inbound, at: Millis) -> Result<Mute, EngineError> {
+        let customer = crate::guard::customer_key(&inbound.channel, &inbound.customer_id);
+        if self.blocks.get(&*self.store, &customer).await?.is_some_and(|b| b.holds(at)) {
+            return Ok(Mute::Blocked);
+        }
+        // Only messages written just now count: a backlog the platform hands over after an outage
+        // (a customer's messages of the last hour, all at once) is no flood.
+        let live = at >= now_ms().saturating_sub(LIVE_WINDOW_MS);
+        Ok(if !live || self.flood.allow(&customer) { Mute::No } else { Mute::Flood })
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn plan_inbound(
         &self,
         brain: &Brain,
@@ -363,6 +437,7 @@ impl Engine {
         text: Option<&str>,
         Reading { too_long, secrets_only, bare }: Reading<'_>,
         at: Millis,
+        mute: Mute,
     ) -> Result<(Commit, Handled), EngineError> {
         let mut next = conv.clone();
         next.customer_name = inbound.customer_name.clone();
@@ -382,6 +457,29 @@ impl Engine {
         let lang = dialogue::choose_lang(text, inbound.lang_hint.as_deref(), conv.lang);
         let traditional = hant::choose(text, inbound.lang_hint.as_deref(), conv.state.traditional);
         commit.conversation.state.traditional = traditional;
+
+        // Blocked, or writing too fast: kept in the transcript (and on the ticket's history when
+        // one is open), neither answered nor relayed to the desks. A flood is told once.
+        if mute != Mute::No {
+            let action = if mute == Mute::Blocked { Action::Blocked } else { Action::Limited };
+            let mut handled = Handled { action, intent: None, lang: conv.lang, replies: vec![], ticket_id: conv.ticket_id };
+            if mute == Mute::Flood && conv.state.slowed_at.is_none() {
+                let reply = in_script(Reply::text(Phrase::SlowDown.text(lang)), lang, traditional);
+                commit.transcript.push((Author::Bot, reply.text.clone()));
+                commit.outbox.push(Outgoing::Customer { key: conv.key.clone(), reply: reply.clone(), ticket_id: None });
+                commit.conversation.state.slowed_at = Some(at);
+                handled.replies.push(reply);
+                handled.lang = lang;
+            }
+            return Ok((commit, handled));
+        }
+        // Within the limit a minute after being told: the next flood is told again. (Within the
+        // minute, the bucket's trickle answers a message now and then; the notice is not repeated.)
+        let mut conv = conv;
+        if conv.state.slowed_at.is_some_and(|told| at.saturating_sub(told) >= SLOWED_FOR_MS) {
+            conv.state.slowed_at = None;
+            commit.conversation.state.slowed_at = None;
+        }
 
         // A human owns the conversation: the message goes to the ticket, the bot stays silent.
         if conv.owner != Owner::Bot
@@ -405,7 +503,11 @@ impl Engine {
                 && conv.state.queue_told_at.is_none_or(|told| at.saturating_sub(told) >= reminder)
                 && let Some(position) = self.store.queue_position(tid).await?
             {
-                let reply = in_script(Reply::text(dialogue::still_queued_text(lang, position)), lang, traditional);
+                let text = match self.away_for_ticket(tid, at, lang).await? {
+                    Some(back) => dialogue::still_away_text(lang, back.as_deref()),
+                    None => dialogue::still_queued_text(lang, position),
+                };
+                let reply = in_script(Reply::text(text), lang, traditional);
                 commit.transcript.push((Author::Bot, reply.text.clone()));
                 commit.outbox.push(Outgoing::Customer { key: conv.key.clone(), reply: reply.clone(), ticket_id: None });
                 commit.conversation.state.queue_told_at = Some(at);
@@ -420,20 +522,40 @@ impl Engine {
 
         commit.conversation.lang = lang;
         commit.conversation.owner = Owner::Bot;
+        // A rating asked for long ago has lapsed: a number now is a new message.
+        if let dialogue::Pending::Rating { asked_at, .. } = conv.state.pending
+            && at.saturating_sub(asked_at) > dialogue::RATING_WINDOW_MS
+        {
+            conv.state.pending = dialogue::Pending::Nothing;
+        }
         let mut step = match (&inbound.content, text) {
             (Content::Unsupported(_), _) => canned(&conv, lang, Action::Unsupported, Phrase::TextOnly),
             (_, Some(_)) if too_long => canned(&conv, lang, Action::TooLong, Phrase::TooLong),
             // Nothing but secrets: the notice that they were hidden is the whole answer.
             (_, Some(_)) if secrets_only => {
-                Step { state: conv.state.clone(), lang, replies: vec![], action: Action::Hidden, intent: None, handoff: None }
+                Step { state: conv.state.clone(), lang, replies: vec![], action: Action::Hidden, intent: None, handoff: None, rating: None }
             }
             (Content::Choice(p), _) => self.step(brain, &conv, lang, Input::Choice(p)),
             (_, t) => self.step(brain, &conv, lang, Input::Text(bare.or(t).unwrap_or_default())),
         };
-        // The customer's place in the queue is read only when a ticket opens.
+        // The customer's place in the queue is read only when a ticket opens; while nobody is at
+        // work, they are told when the team is back instead.
         if let Some(h) = &step.handoff {
-            let position = dialogue::queue_position(&self.store.queue_counts().await?, h.priority);
-            step.replies.push(Reply::text(dialogue::queued_text(lang, position)));
+            let text = match self.away(&h.reason, at, lang) {
+                Some(back) => dialogue::away_text(lang, back.as_deref()),
+                None => dialogue::queued_text(lang, dialogue::queue_position(&self.store.queue_counts().await?, h.priority)),
+            };
+            step.replies.push(Reply::text(text));
+        }
+        // A rating goes on the ticket that closed (the desks are told), with the comment as
+        // stored: masked, not with its secrets cut out.
+        if let Some(r) = &mut step.rating {
+            if let Some((_, comment)) = text.and_then(dialogue::read_rating) {
+                r.comment = comment;
+            }
+            let (score, comment) = (r.score, r.comment.clone());
+            commit.ticket_events.push((r.ticket, TicketEventKind::Rated { score, comment: comment.clone() }));
+            self.notify_desks(&mut commit, Some(r.ticket), DeskNotice::Rated { score, comment }, None);
         }
         // Replies, and the choices kept to read a typed number, in the customer's script.
         step.state.traditional = traditional;
@@ -470,13 +592,33 @@ impl Engine {
             commit.events.push(TicketEventKind::Opened);
             self.notify_desks(&mut commit, None, DeskNotice::Opened, None);
         }
-        let handled = Handled { action: step.action, intent: step.intent.clone(), lang, replies: step.replies.clone(), ticket_id: None };
+        // A rating was written to the ticket it rates.
+        let ticket_id = step.rating.as_ref().map(|r| r.ticket);
+        let handled = Handled { action: step.action, intent: step.intent.clone(), lang, replies: step.replies.clone(), ticket_id };
         Ok((commit, handled))
+    }
+
+    /// `None` when a ticket for `reason` opened at `at` is worked right away; else when the
+    /// team is back, in words in `lang` (`Some(None)`: closed until further notice).
+    fn away(&self, reason: &crate::types::HandoffReason, at: Millis, lang: Lang) -> Option<Option<String>> {
+        let hours = self.config.hours.as_ref()?;
+        let opening = hours.away(reason, at)?;
+        Some(hours.back_at(&opening, lang, at))
+    }
+
+    /// [`Engine::away`] for a stored ticket (read only while the office is closed).
+    async fn away_for_ticket(&self, ticket_id: i64, at: Millis, lang: Lang) -> Result<Option<Option<String>>, EngineError> {
+        let Some(hours) = &self.config.hours else { return Ok(None) };
+        if hours.is_open(at) {
+            return Ok(None);
+        }
+        let Some(ticket) = self.store.ticket(ticket_id).await? else { return Ok(None) };
+        Ok(self.away(&ticket.reason, at, lang))
     }
 
     fn step(&self, brain: &Brain, conv: &Conversation, lang: Lang, input: Input<'_>) -> Step {
         let ctx = Ctx { pack: &brain.pack, matcher: &brain.matcher, thresholds: self.config.thresholds };
-        dialogue::step(&conv.state, lang, input, &ctx)
+        crate::metrics::matching(matches!(input, Input::Text(_)), || dialogue::step(&conv.state, lang, input, &ctx))
     }
 
     pub(crate) fn notify_desks(&self, commit: &mut Commit, ticket_id: Option<i64>, notice: DeskNotice, by: Option<&Actor>) {
@@ -485,6 +627,13 @@ impl Engine {
         }
     }
 }
+
+/// How long a customer told to slow down is not told again.
+const SLOWED_FOR_MS: i64 = 60_000;
+
+/// A message sent longer ago than this is a backlog (handed over after an outage), not part of a
+/// flood.
+const LIVE_WINDOW_MS: i64 = 5 * 60_000;
 
 /// How the text of a customer's message reads, once checked.
 #[derive(Debug, Clone, Copy)]
@@ -498,8 +647,27 @@ struct Reading<'a> {
     bare: Option<&'a str>,
 }
 
+/// Why a customer's message is stored but not answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mute {
+    /// Answered as usual.
+    No,
+    /// An agent blocked the customer.
+    Blocked,
+    /// Over the customer's limit.
+    Flood,
+}
+
 fn canned(conv: &Conversation, lang: Lang, action: Action, phrase: Phrase) -> Step {
-    Step { state: conv.state.clone(), lang, replies: vec![Reply::text(phrase.text(lang))], action, intent: None, handoff: None }
+    Step {
+        state: conv.state.clone(),
+        lang,
+        replies: vec![Reply::text(phrase.text(lang))],
+        action,
+        intent: None,
+        handoff: None,
+        rating: None,
+    }
 }
 
 fn choice_label<'a>(conv: &'a Conversation, payload: &str) -> Option<&'a str> {
@@ -520,7 +688,7 @@ fn payload_label(brain: &Brain, lang: Lang, payload: &str) -> String {
     match payload {
         dialogue::PAYLOAD_HUMAN | dialogue::PAYLOAD_HUMAN_FALLBACK => Phrase::HumanButton.text(lang).to_string(),
         dialogue::PAYLOAD_NONE => Phrase::NoneButton.text(lang).to_string(),
-        other => other.to_string(),
+        other => dialogue::rating_payload(other).map_or_else(|| other.to_string(), dialogue::rating_label),
     }
 }
 

@@ -623,6 +623,21 @@ pub struct OutOfScope {
     pub oos_not_answered: f64,
 }
 
+/// The intents of `train` and `test` in the order the out-of-scope experiment holds them out with
+/// `seed`: the first N are its N held-out intents (also `intents suggest`'s evaluation, which
+/// holds out the first ten and tunes on the next ten).
+pub fn intents_in_holdout_order(train: &[Example], test: &[Example], seed: u64) -> Vec<String> {
+    let mut labels: Vec<String> = Vec::new();
+    for e in train.iter().chain(test) {
+        if !labels.contains(&e.label) {
+            labels.push(e.label.clone());
+        }
+    }
+    let mut rng = Rng::new(seed ^ 0x005C_0DE0);
+    rng.shuffle(&mut labels);
+    labels
+}
+
 /// Trains on all but `holdout` intents (chosen with `seed`) and measures how the out-of-scope
 /// messages are handled at the lowest answer threshold whose answered in-scope accuracy reaches
 /// `target`. Refuses a `holdout` that leaves no intent out or none in, and a `target` outside
@@ -635,12 +650,7 @@ pub fn out_of_scope(
     t: Thresholds,
     target: f64,
 ) -> Result<OutOfScope, EvalError> {
-    let mut labels: Vec<String> = Vec::new();
-    for e in train.iter().chain(test) {
-        if !labels.contains(&e.label) {
-            labels.push(e.label.clone());
-        }
-    }
+    let labels = intents_in_holdout_order(train, test, seed);
     if holdout == 0 || holdout >= labels.len() {
         return Err(EvalError::Invalid(format!(
             "holding out {holdout} of {} intents leaves none out or none in: it needs 1 ≤ N ≤ {}",
@@ -651,8 +661,6 @@ pub fn out_of_scope(
     if !(target > 0.0 && target <= 1.0) {
         return Err(EvalError::Invalid(format!("the target answered accuracy {target} is not in (0, 1]")));
     }
-    let mut rng = Rng::new(seed ^ 0x005C_0DE0);
-    rng.shuffle(&mut labels);
     let held: Vec<String> = labels.into_iter().take(holdout).collect();
     let is_held = |e: &Example| held.contains(&e.label);
     let tr: Vec<Example> = train.iter().filter(|e| !is_held(e)).cloned().collect();

@@ -29,6 +29,10 @@ pub const PER_TURN: usize = 8;
 /// How often [`Engine::run_outbox`] also forgets old handled message ids and failed items.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 
+/// Rows deleted per retention batch (tickets: a tenth of it), and batches per housekeeping run.
+const RETENTION_BATCH: usize = 1000;
+const RETENTION_BATCHES: usize = 500;
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
@@ -156,6 +160,7 @@ impl Engine {
                     Err(e) => self.outcome(&item, e),
                 },
             };
+            crate::metrics::outbox(&target, outcome.result());
             let keep_going = match outcome {
                 Outcome::Done => self.persist(lease, || self.store().outbox_done(lease, item.id)).await,
                 Outcome::Retry { attempts, at } => {
@@ -206,11 +211,13 @@ impl Engine {
                     return None;
                 }
                 Err(e) if e.is_transient() => {
+                    crate::metrics::store_error("outbox", &e);
                     tracing::warn!(dest = %lease.dest, error = %e, "cannot record an outbox delivery, retrying");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(2));
                 }
                 Err(e) => {
+                    crate::metrics::store_error("outbox", &e);
                     tracing::error!(dest = %lease.dest, error = %e, "cannot record an outbox delivery");
                     return None;
                 }
@@ -317,12 +324,38 @@ impl Engine {
         let cutoff = |keep: Duration| now_ms().saturating_sub(ms(keep));
         let handled_ids = self.store().prune_processed(cutoff(self.config().dedup_retention)).await?;
         let failed_items = self.store().prune_failed_outbox(cutoff(self.config().failed_retention)).await?;
+        // Customers' words past their retention go in batches, each its own short transaction, so
+        // that messages keep being stored meanwhile.
+        let retention = self.config().retention;
+        let mut transcript_lines = 0;
+        if let Some(keep) = retention.transcript {
+            for _ in 0..RETENTION_BATCHES {
+                let n = self.store().prune_transcript(cutoff(keep), RETENTION_BATCH).await?;
+                transcript_lines += n;
+                if n < RETENTION_BATCH as u64 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        let mut erased_tickets = 0;
+        if let Some(keep) = retention.closed_tickets {
+            for _ in 0..RETENTION_BATCHES {
+                let n = self.store().erase_closed_tickets(cutoff(keep), RETENTION_BATCH / 10, "retention").await?;
+                erased_tickets += n;
+                if n < (RETENTION_BATCH / 10) as u64 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        self.flood.forget_idle();
         // Delivered items leave free pages behind (SQLite): give up to ~40 MB of them back.
         let pages = self.store().reclaim_space(10_000).await?;
         if pages > 0 {
             tracing::info!(pages, "gave free database pages back to the file system");
         }
-        Ok(Housekept { handled_ids, failed_items })
+        Ok(Housekept { handled_ids, failed_items, transcript_lines, erased_tickets })
     }
 
     /// Runs the outbox until `shutdown` completes: works up to `delivery.concurrency` destinations
@@ -343,17 +376,24 @@ impl Engine {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut housekeeping = tokio::time::Instant::now();
         let mut store_down = false;
+        let mut gauges = crate::metrics::Gauges::default();
         loop {
+            gauges.refresh(&**self.store()).await;
             if tokio::time::Instant::now() >= housekeeping {
                 housekeeping += HOUSEKEEPING_EVERY;
                 match self.housekeep().await {
-                    Ok(Housekept { handled_ids: 0, failed_items: 0 }) => {}
+                    Ok(Housekept { handled_ids: 0, failed_items: 0, transcript_lines: 0, erased_tickets: 0 }) => {}
                     Ok(h) => tracing::info!(
                         handled_ids = h.handled_ids,
                         failed_items = h.failed_items,
-                        "forgot old handled ids and failed items"
+                        transcript_lines = h.transcript_lines,
+                        erased_tickets = h.erased_tickets,
+                        "forgot what is past its retention"
                     ),
-                    Err(e) => tracing::warn!(error = %e, "cannot prune handled message ids and failed items"),
+                    Err(e) => {
+                        crate::metrics::engine_error("housekeeping", &e);
+                        tracing::warn!(error = %e, "cannot prune handled message ids and failed items");
+                    }
                 }
             }
             let free = d.concurrency.max(1).saturating_sub(workers.len());
@@ -367,6 +407,7 @@ impl Engine {
                         }
                     }
                     Err(e) => {
+                        crate::metrics::store_error("outbox", &e);
                         if !store_down {
                             tracing::error!(error = %e, "cannot claim outbox items");
                         }
@@ -415,6 +456,17 @@ enum Outcome {
     Done,
     Retry { attempts: i64, at: Millis },
     GiveUp(String),
+}
+
+impl Outcome {
+    /// Its name in the outbox metrics.
+    fn result(&self) -> &'static str {
+        match self {
+            Outcome::Done => "delivered",
+            Outcome::Retry { .. } => "retried",
+            Outcome::GiveUp(_) => "failed",
+        }
+    }
 }
 
 /// Targets paused by a platform-wide limit, until when.

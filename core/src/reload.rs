@@ -72,11 +72,13 @@ impl PackWatcher {
             Ok(brain) => {
                 let n = brain.pack.intents.len();
                 self.engine.replace_brain(Arc::new(brain));
+                crate::metrics::pack_reload(true);
                 tracing::info!(intents = n, "intent pack reloaded");
                 Ok(n)
             }
             Err(e) => {
                 self.refused.fetch_add(1, Ordering::SeqCst);
+                crate::metrics::pack_reload(false);
                 tracing::error!(error = %e, "the edited intent pack is invalid; keeping the running one");
                 Err(e)
             }

@@ -144,6 +144,7 @@ pub async fn run(pack: &Pack, scripts: &[(PathBuf, ScriptFile)], config: &Engine
                     message_id: format!("m{i}"),
                     at: 0,
                     lang_hint: None,
+                    deleted: None,
                 };
                 let handled = match engine.handle(inbound).await {
                     Ok(h) => h,

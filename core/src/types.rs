@@ -130,6 +130,9 @@ pub struct Inbound {
     pub at: Millis,
     /// The platform's guess at the customer's language (e.g. Telegram's `language_code`).
     pub lang_hint: Option<String>,
+    /// In a public place (a Discord support channel): whether the adapter deleted this message
+    /// because it held a secret (`Some(true)`), or could not (`Some(false)`); `None` elsewhere.
+    pub deleted: Option<bool>,
 }
 
 /// Identifies a conversation: one platform chat with one customer.
@@ -314,7 +317,55 @@ pub enum TicketEventKind {
         /// Actor id.
         agent: String,
     },
+    /// An agent blocked the ticket's customer: their messages are stored, not answered or relayed.
+    Blocked {
+        /// Actor id.
+        agent: String,
+        /// Until when; `None` until unblocked.
+        until: Option<Millis>,
+        /// Why (may be empty).
+        reason: String,
+    },
+    /// An agent lifted the customer's block.
+    Unblocked {
+        /// Actor id.
+        agent: String,
+    },
+    /// The customer rated the help after the ticket closed (1–5), with an optional comment.
+    Rated {
+        /// 1 (poor) to 5 (excellent).
+        score: u8,
+        /// What they added, if anything (masked like every customer message).
+        comment: Option<String>,
+    },
+    /// The customer's data was erased on request (`switchboard forget`): texts are gone, the
+    /// ticket's times and outcome stay for reports.
+    Erased {
+        /// Who ran it.
+        by: String,
+    },
 }
+
+impl TicketEventKind {
+    /// The event with the words anyone wrote in it replaced by `[erased]` (who acted, and when,
+    /// stay for reports); `None` when it holds no such words.
+    pub fn erased(&self) -> Option<TicketEventKind> {
+        let gone = || ERASED.to_string();
+        Some(match self {
+            TicketEventKind::CustomerMessage { .. } => TicketEventKind::CustomerMessage { text: gone() },
+            TicketEventKind::AgentReply { agent, .. } => TicketEventKind::AgentReply { agent: agent.clone(), text: gone() },
+            TicketEventKind::Note { agent, .. } => TicketEventKind::Note { agent: agent.clone(), text: gone() },
+            TicketEventKind::Rated { score, comment: Some(_) } => TicketEventKind::Rated { score: *score, comment: Some(gone()) },
+            TicketEventKind::Blocked { agent, until, reason } if !reason.is_empty() => {
+                TicketEventKind::Blocked { agent: agent.clone(), until: *until, reason: gone() }
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// What erased text reads as.
+pub const ERASED: &str = "[erased]";
 
 /// A ticket event with its time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -352,6 +403,20 @@ pub struct TranscriptEntry {
     pub text: String,
     /// When.
     pub at: Millis,
+    /// For a customer's message: what the bot made of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+/// What the bot made of a customer's message, kept on its transcript line for reports and
+/// `intents suggest`. Bounded values only: an intent id of the pack and an action name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The intent matched (or asked about), if any.
+    pub intent: Option<String>,
+    /// The dialogue's action, as in [`crate::dialogue::Action::as_str`] (`answer`, `clarify`,
+    /// `fallback`, `handoff`, `silent`…).
+    pub action: String,
 }
 
 /// Someone acting on tickets: an agent, if the allowlist says so.
@@ -416,6 +481,27 @@ pub enum DeskNotice {
     DeliveryFailed {
         /// Why.
         reason: String,
+    },
+    /// An agent blocked the customer.
+    Blocked {
+        /// Agent display name.
+        agent: String,
+        /// Until when; `None` until unblocked.
+        until: Option<Millis>,
+        /// Why (may be empty).
+        reason: String,
+    },
+    /// An agent lifted the customer's block.
+    Unblocked {
+        /// Agent display name.
+        agent: String,
+    },
+    /// The customer rated the help after the ticket closed.
+    Rated {
+        /// 1 (poor) to 5 (excellent).
+        score: u8,
+        /// What they added, if anything (masked).
+        comment: Option<String>,
     },
 }
 

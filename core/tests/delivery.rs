@@ -367,6 +367,7 @@ async fn long_replies_and_agent_messages_are_split_before_they_are_queued() {
         content: Content::Text(text.into()),
         at: 0,
         lang_hint: None,
+        deleted: None,
     };
     let handled = engine.handle(inbound("1", "my account is locked")).await.unwrap();
     engine.flush().await.unwrap();

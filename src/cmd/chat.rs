@@ -100,6 +100,7 @@ pub async fn run(config: Config, args: ChatArgs) -> anyhow::Result<ExitCode> {
             message_id: format!("{}-{}-{}", now_ms(), std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)),
             at: now_ms(),
             lang_hint: None,
+            deleted: None,
         };
         match engine.handle(inbound).await {
             Ok(_) => engine.flush().await?,

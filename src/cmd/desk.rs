@@ -50,11 +50,19 @@ pub enum DeskCommand {
     Release { ticket: i64 },
     /// Close the ticket; the customer is back with the bot.
     Close { ticket: i64 },
+    /// Block the ticket's customer: `block N [2h|7d…] [reason]`; their messages are kept, not answered.
+    Block {
+        ticket: i64,
+        #[arg(num_args = 0..)]
+        text: Vec<String>,
+    },
+    /// Lift the block on the ticket's customer.
+    Unblock { ticket: i64 },
 }
 
 impl DeskCommand {
-    fn to_agent(&self) -> AgentCommand {
-        match self {
+    fn to_agent(&self) -> Result<AgentCommand, String> {
+        Ok(match self {
             DeskCommand::Queue => AgentCommand::Queue,
             DeskCommand::Show { ticket } => AgentCommand::Show(*ticket),
             DeskCommand::Claim { ticket } => AgentCommand::Claim(*ticket),
@@ -62,7 +70,12 @@ impl DeskCommand {
             DeskCommand::Note { ticket, text } => AgentCommand::Note(*ticket, text.join(" ")),
             DeskCommand::Release { ticket } => AgentCommand::Release(*ticket),
             DeskCommand::Close { ticket } => AgentCommand::Close(*ticket),
-        }
+            DeskCommand::Block { ticket, text } => {
+                let (duration, reason) = switchboard_core::guard::block_args(&text.join(" "))?;
+                AgentCommand::Block { ticket: *ticket, duration, reason }
+            }
+            DeskCommand::Unblock { ticket } => AgentCommand::Unblock(*ticket),
+        })
     }
 
     /// Parses an interactive line: `reply 3 any text, kept as typed`.
@@ -84,9 +97,11 @@ impl DeskCommand {
             "note" => DeskCommand::Note { ticket: ticket(num)?, text: with_text(text)? },
             "release" => DeskCommand::Release { ticket: ticket(num)? },
             "close" => DeskCommand::Close { ticket: ticket(num)? },
+            "block" => DeskCommand::Block { ticket: ticket(num)?, text: if text.is_empty() { vec![] } else { vec![text.to_string()] } },
+            "unblock" => DeskCommand::Unblock { ticket: ticket(num)? },
             _ => {
                 return Err(format!(
-                    "unknown command {word:?}; try: queue, show N, claim N, reply N text, note N text, release N, close N, help, quit"
+                    "unknown command {word:?}; try: queue, show N, claim N, reply N text, note N text, release N, close N, block N [2h] [reason], unblock N, help, quit"
                 ));
             }
         }))
@@ -169,6 +184,14 @@ fn describe(kind: &TicketEventKind) -> String {
         TicketEventKind::Note { agent, text } => format!("note by {agent}: {text}"),
         TicketEventKind::DeliveryFailed { reason } => format!("delivery failed: {reason}"),
         TicketEventKind::Closed { agent } => format!("closed by {agent}"),
+        TicketEventKind::Blocked { agent, until, reason } => {
+            format!("customer blocked by {agent}{}", switchboard_core::guard::block_terms(*until, reason))
+        }
+        TicketEventKind::Unblocked { agent } => format!("customer unblocked by {agent}"),
+        TicketEventKind::Rated { score, comment } => {
+            format!("rated {score}/5 by the customer{}", comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default())
+        }
+        TicketEventKind::Erased { by } => format!("customer's data erased by {by}"),
     }
 }
 
@@ -181,7 +204,14 @@ pub async fn run(config: Config, args: DeskArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("{} is not on the agent allowlist ([agents] allow in switchboard.toml)", actor.id);
     }
     if let Some(cmd) = args.command {
-        return Ok(match engine.agent(&actor, cmd.to_agent()).await {
+        let cmd = match cmd.to_agent() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        };
+        return Ok(match engine.agent(&actor, cmd).await {
             Ok(outcome) => {
                 print_outcome(&outcome);
                 ExitCode::SUCCESS
@@ -197,7 +227,7 @@ pub async fn run(config: Config, args: DeskArgs) -> anyhow::Result<ExitCode> {
     }
 
     println!(
-        "Switchboard desk — you are {}. Commands: queue, show N, claim N, reply N text, note N text, release N, close N, help, quit.",
+        "Switchboard desk — you are {}. Commands: queue, show N, claim N, reply N text, note N text, release N, close N, block N [2h] [reason], unblock N, help, quit.",
         actor.id
     );
     let watcher = tokio::spawn(watch(engine.clone(), actor.clone()));
@@ -212,8 +242,11 @@ pub async fn run(config: Config, args: DeskArgs) -> anyhow::Result<ExitCode> {
         }
         match DeskCommand::parse_line(&line) {
             Ok(None) => {}
-            Ok(Some(cmd)) => match engine.agent(&actor, cmd.to_agent()).await {
-                Ok(o) => print_outcome(&o),
+            Ok(Some(cmd)) => match cmd.to_agent() {
+                Ok(cmd) => match engine.agent(&actor, cmd).await {
+                    Ok(o) => print_outcome(&o),
+                    Err(e) => println!("error: {e}"),
+                },
                 Err(e) => println!("error: {e}"),
             },
             Err(msg) => println!("{msg}"),
@@ -223,12 +256,33 @@ pub async fn run(config: Config, args: DeskArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints new tickets and new customer messages on the agent's tickets as they arrive.
+/// Prints new tickets and new customer messages on the agent's tickets as they arrive, and the
+/// rating a customer gives once the agent closed their ticket.
 async fn watch(engine: Arc<Engine>, actor: Actor) {
     let mut seen: HashMap<i64, usize> = HashMap::new();
     let mut first = true;
     loop {
         if let Ok(tickets) = engine.store().tickets(&[TicketStatus::Queued, TicketStatus::Assigned]).await {
+            let open: std::collections::HashSet<i64> = tickets.iter().map(|t| t.id).collect();
+            // Tickets closed since: followed while their customer may rate the help.
+            let closed: Vec<i64> = seen.keys().filter(|id| !open.contains(id)).copied().collect();
+            for id in closed {
+                let ticket = engine.store().ticket(id).await.ok().flatten();
+                let Some(t) = ticket.filter(|t| {
+                    t.status == TicketStatus::Closed
+                        && now_ms().saturating_sub(t.updated_at) <= switchboard_core::dialogue::RATING_WINDOW_MS
+                }) else {
+                    seen.remove(&id);
+                    continue;
+                };
+                let Ok(events) = engine.store().ticket_events(id).await else { continue };
+                let before = seen.insert(id, events.len()).unwrap_or(events.len());
+                if t.agent.as_deref() == Some(actor.id.as_str()) {
+                    for e in events.iter().skip(before).filter(|e| matches!(e.kind, TicketEventKind::Rated { .. })) {
+                        println!("* #{} {}", t.id, describe(&e.kind));
+                    }
+                }
+            }
             for t in tickets {
                 let events = engine.store().ticket_events(t.id).await.unwrap_or_default();
                 let before = seen.insert(t.id, events.len());

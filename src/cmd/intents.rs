@@ -1,5 +1,5 @@
 //! `switchboard intents check`, `test` and `explain`: the maintainers' checks on a pack, and what
-//! the matcher makes of a message.
+//! the matcher makes of a message; `suggest` (in `suggest.rs`) groups what it did not answer.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -38,6 +38,10 @@ pub enum IntentsCommand {
         #[arg(long)]
         pack: Option<PathBuf>,
     },
+    /// Group the customer messages the bot did not answer (fell back, "did you mean" left
+    /// unresolved, handed off without an intent, answered as `other_question`) and say, for each
+    /// group, whether it is new phrasings of an intent or a new intent (`--write DIR` drafts those).
+    Suggest(crate::cmd::suggest::SuggestArgs),
 }
 
 pub async fn run(config: Config, cmd: IntentsCommand) -> anyhow::Result<ExitCode> {
@@ -56,7 +60,8 @@ pub async fn run(config: Config, cmd: IntentsCommand) -> anyhow::Result<ExitCode
             if !pack.redactor.custom().is_empty() {
                 println!("[redact]: {} pattern(s) of the pack's own, besides the built-in rules", pack.redactor.custom().len());
             }
-            let warnings = closer_elsewhere(&pack, 10, config.matching);
+            let mut warnings = closer_elsewhere(&pack, 10, config.matching);
+            warnings.extend(drafts(&pack));
             for w in &warnings {
                 println!("warning: {w}");
             }
@@ -99,7 +104,25 @@ pub async fn run(config: Config, cmd: IntentsCommand) -> anyhow::Result<ExitCode
             }
             Ok(ExitCode::SUCCESS)
         }
+        IntentsCommand::Suggest(args) => crate::cmd::suggest::run(&config, &args).await,
     }
+}
+
+/// Intents whose answer is still the placeholder of a draft from `intents suggest --write`.
+fn drafts(pack: &Pack) -> Vec<String> {
+    let mut out = Vec::new();
+    for it in &pack.intents {
+        for (lang, t) in &it.text {
+            if switchboard_core::suggest::draft::is_draft_answer(&t.answer) {
+                out.push(format!(
+                    "{}: intent {} is a draft: its [{lang}] answer is still the placeholder to replace",
+                    it.file.display(),
+                    it.id
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// The closest intents to `text`, and what the bot does with it as the first message of a

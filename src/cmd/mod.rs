@@ -3,8 +3,11 @@
 pub mod chat;
 pub mod desk;
 pub mod eval;
+pub mod forget;
 pub mod intents;
 pub mod redact;
+pub mod report;
 pub mod run;
 pub mod run_discord;
 pub mod run_telegram;
+pub mod suggest;

@@ -71,6 +71,10 @@ pub async fn run(config: Config, _args: RunArgs) -> anyhow::Result<ExitCode> {
     let (stop, shutdown) = Shutdown::new();
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
     let mut http = crate::http::app(engine.clone());
+    // Metrics: recorded from here on, served at `/metrics` (with `http_listen`).
+    let metrics = crate::prometheus::install()?;
+    http = http.merge(crate::prometheus::routes(metrics.clone()));
+    tasks.push(tokio::spawn(crate::prometheus::upkeep(metrics, shutdown.clone())));
 
     // Adapters: each starts when its token is in the environment.
     let adapters_before = tasks.len();
@@ -88,7 +92,7 @@ pub async fn run(config: Config, _args: RunArgs) -> anyhow::Result<ExitCode> {
     tasks.push(tokio::spawn(crate::reload::watch(engine.clone(), config.clone(), shutdown.clone())));
     if let Some(addr) = config.http_listen {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        tracing::info!(%addr, "HTTP server listening");
+        tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "HTTP server listening");
         let sd = shutdown.clone();
         let app = std::mem::take(&mut http);
         tasks.push(tokio::spawn(async move {

@@ -72,7 +72,12 @@ impl Harness {
     }
 
     pub fn with_brain(store: Arc<dyn Store>, brain: Arc<Brain>) -> Harness {
-        let engine = Engine::with_brain(store, brain, config());
+        Harness::with_config(store, brain, config())
+    }
+
+    /// A harness with its own engine settings.
+    pub fn with_config(store: Arc<dyn Store>, brain: Arc<Brain>, config: EngineConfig) -> Harness {
+        let engine = Engine::with_brain(store, brain, config);
         let rec = Arc::new(Recorder::new(CHANNEL));
         let desk = Arc::new(Recorder::new(DESK));
         engine.add_channel(rec.clone());
@@ -92,6 +97,7 @@ impl Harness {
             message_id: format!("{chat}-{n}-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()),
             at: 1_700_000_000_000 + i64::try_from(n).unwrap(),
             lang_hint: None,
+            deleted: None,
         }
     }
 

@@ -129,6 +129,19 @@ impl DiscordDesk {
                 let archive = EditThread::new().archived(true).locked(true);
                 self.api.edit_thread(thread, &archive).await
             }
+            DeskNotice::Rated { .. } => {
+                // Rated after the close: said in the ticket's thread (if it has one), which is
+                // archived and locked: opened for the post, then archived and locked again.
+                let Some(thread) = self.threads.thread_of(view.ticket.id).await.map_err(store_error)? else {
+                    return Ok(());
+                };
+                if let Some(pieces) = format::notice_pieces(view, notice) {
+                    self.api.edit_thread(thread, &EditThread::new().archived(false).locked(false)).await?;
+                    self.post(thread, pieces, nonce).await?;
+                }
+                let archive = EditThread::new().archived(true).locked(true);
+                self.api.edit_thread(thread, &archive).await
+            }
             _ => {
                 let thread = self.thread(view).await?;
                 match format::notice_pieces(view, notice) {

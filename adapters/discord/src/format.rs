@@ -211,6 +211,19 @@ pub fn notice_pieces(view: &TicketView, notice: &DeskNotice) -> Option<Vec<Strin
         DeskNotice::Released { agent } => (format!("↩️ **{}** put this ticket back in the queue.", name(agent)), ""),
         DeskNotice::Closed { agent } => (format!("✅ **{}** closed this ticket; the customer is back with the bot.", name(agent)), ""),
         DeskNotice::DeliveryFailed { reason } => ("⚠️ A message could not be delivered to the customer: ".to_string(), reason.as_str()),
+        DeskNotice::Blocked { agent, until, reason } => (
+            format!(
+                "🚫 **{}** blocked the customer{}. Their messages are kept but not answered.",
+                name(agent),
+                escape(&switchboard_core::guard::block_terms(*until, reason))
+            ),
+            "",
+        ),
+        DeskNotice::Unblocked { agent } => (format!("🔓 **{}** unblocked the customer.", name(agent)), ""),
+        DeskNotice::Rated { score, comment: None } => (format!("⭐ The customer rated the help **{score}/5**."), ""),
+        DeskNotice::Rated { score, comment: Some(comment) } => {
+            (format!("⭐ The customer rated the help **{score}/5**: "), comment.as_str())
+        }
     };
     Some(pieces(&prefix, text))
 }
@@ -283,6 +296,32 @@ mod tests {
         }
         let reply = "*".repeat(crate::TEXT_LIMIT.max / 2);
         assert_eq!(pieces(&format!("<@{}> ", u64::MAX), &reply).len(), 1);
+    }
+
+    #[test]
+    fn a_rating_shows_its_score_and_escaped_comment() {
+        use switchboard_core::Lang;
+        use switchboard_core::types::{ConversationKey, Ticket, TicketStatus};
+        let ticket = Ticket {
+            id: 3,
+            key: ConversationKey { channel: "discord".into(), chat: "1".into() },
+            conversation_id: 1,
+            customer_id: "1".into(),
+            customer_name: "Mei".into(),
+            lang: Lang::En,
+            status: TicketStatus::Closed,
+            priority: Priority::Normal,
+            reason: HandoffReason::CustomerRequest,
+            fields: Vec::new(),
+            agent: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let view = TicketView { ticket, recent: Vec::new() };
+        let rated = DeskNotice::Rated { score: 5, comment: Some("**great** @everyone".into()) };
+        assert_eq!(notice_pieces(&view, &rated).unwrap(), ["⭐ The customer rated the help **5/5**: \\*\\*great\\*\\* \\@everyone"]);
+        let bare = DeskNotice::Rated { score: 1, comment: None };
+        assert_eq!(notice_pieces(&view, &bare).unwrap(), ["⭐ The customer rated the help **1/5**."]);
     }
 
     #[test]

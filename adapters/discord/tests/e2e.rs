@@ -271,6 +271,20 @@ async fn close_archives_the_thread_and_returns_the_customer_to_the_bot() {
     fake::eventually("the thread archived and locked", TIMEOUT, || f.threads().into_iter().find(|t| t.id == id && t.archived && t.locked))
         .await;
     assert_eq!(h.ticket(ticket.id).await.status, TicketStatus::Closed);
+    // Asked to rate the help, with five buttons; a click goes on the ticket and into the thread,
+    // which is archived and locked again.
+    let asked = h.wait_text(dm, "满意吗").await;
+    assert_eq!(asked.buttons, ["rate:1", "rate:2", "rate:3", "rate:4", "rate:5"]);
+    h.fake.click(dm, &ann, "rate:4");
+    h.wait_text(dm, "感谢您的评价").await;
+    h.wait_text(thread.id, "rated the help").await;
+    fake::eventually("the thread archived and locked again", TIMEOUT, || {
+        let rated = f.posts(id).iter().any(|p| p.content.contains("rated the help"));
+        f.threads().into_iter().find(|t| rated && t.id == id && t.archived && t.locked)
+    })
+    .await;
+    let events = h.engine.store().ticket_events(ticket.id).await.expect("the store answers");
+    assert!(events.iter().any(|e| matches!(e.kind, switchboard_core::types::TicketEventKind::Rated { score: 4, .. })), "{events:?}");
     // The bot answers again.
     h.fake.dm(&ann, "my account is locked");
     h.wait_text(dm, "Forgot password").await;
@@ -441,7 +455,7 @@ async fn queue_lists_tickets_for_staff() {
     let t = h.ticket(t2.id).await;
     assert_eq!(t.agent.as_deref(), Some("discord:1251"));
     let commands: Vec<String> = h.fake.commands().iter().filter_map(|c| c["name"].as_str().map(str::to_string)).collect();
-    assert_eq!(commands, ["claim", "release", "note", "close", "queue"]);
+    assert_eq!(commands, ["claim", "release", "note", "close", "block", "unblock", "queue"]);
     h.stop().await;
 }
 
@@ -929,5 +943,57 @@ async fn a_burst_of_replies_is_paced_to_the_global_limit_instead_of_hitting_it()
     assert_eq!(stats.nonce_replays, 0, "nothing was sent twice: {stats:?}");
     // Paced, not serialised: about the global limit's rate.
     assert!(took < Duration::from_secs(15), "{took:?}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_posted_in_a_support_channel_is_deleted_there_or_the_customer_is_asked_to() {
+    let h = Harness::start().await;
+    let ann = customer(2101, "ann");
+    let id = h.fake.mention(SUPPORT_CHANNEL, &ann, "my card 4111 1111 1111 1111 was charged twice");
+    let reply = h.wait_text(SUPPORT_CHANNEL, "deleted the message").await;
+    assert!(reply.content.starts_with("<@2101> "), "{}", reply.content);
+    assert_eq!(h.fake.deleted_messages(), vec![(SUPPORT_CHANNEL, id)], "the message is gone from the channel");
+    let transcript = h.transcript_of(&format!("{SUPPORT_CHANNEL}:2101")).await;
+    assert!(transcript.iter().all(|l| !l.text.contains("4111 1111")), "{transcript:?}");
+    assert!(transcript.iter().any(|l| l.text.contains("[card •••• 1111]")), "{transcript:?}");
+
+    // Without Manage Messages: the reply asks the customer to delete it.
+    h.fake.deny_manage_messages(SUPPORT_CHANNEL);
+    let bob = customer(2102, "bob");
+    h.fake.mention(SUPPORT_CHANNEL, &bob, "验证码是 384920 还是登不上");
+    let reply = h.wait_text(SUPPORT_CHANNEL, "请您立即自己删除").await;
+    assert!(reply.content.starts_with("<@2102> "), "{}", reply.content);
+    assert_eq!(h.fake.deleted_messages().len(), 1);
+
+    // In a DM nothing is deleted: only the two of them read it.
+    let dm = h.dm_channel(&ann);
+    h.fake.dm(&ann, "my password is hunter2");
+    let reply = h.wait_text(dm, "For your safety").await;
+    assert!(!reply.content.contains("deleted"), "{}", reply.content);
+    assert_eq!(h.fake.deleted_messages().len(), 1);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_blocks_and_unblocks_a_customer_with_slash_commands() {
+    let h = Harness::start().await;
+    let ann = customer(2201, "ann");
+    let alice = agent(2251, "alice");
+    let (ticket, thread) = h.escalate(&ann).await;
+    h.settle().await;
+    let bad = h.fake.slash(thread.id, &alice, "block", &[("duration", json!("soon"))]);
+    assert!(fake::unescape(h.wait_response(bad).await["data"]["content"].as_str().unwrap_or_default()).contains("30m, 2h, 7d"));
+    let block = h.fake.slash(thread.id, &alice, "block", &[("duration", json!("2h")), ("reason", json!("abusive"))]);
+    assert!(fake::unescape(h.wait_response(block).await["data"]["content"].as_str().unwrap_or_default()).contains("is blocked"));
+    let notice = h.wait_text(thread.id, "blocked the customer until").await;
+    assert!(notice.text().contains("abusive"), "{}", notice.text());
+    // A customer (without the staff role) cannot lift it.
+    let sneaky = h.fake.slash(thread.id, &ann, "unblock", &[]);
+    assert!(fake::unescape(h.wait_response(sneaky).await["data"]["content"].as_str().unwrap_or_default()).contains("staff role"));
+    let events = h.engine.store().ticket_events(ticket.id).await.expect("events");
+    assert!(events.iter().any(|e| matches!(&e.kind, TicketEventKind::Blocked { reason, until: Some(_), .. } if reason == "abusive")));
+    let unblock = h.fake.slash(thread.id, &alice, "unblock", &[]);
+    assert!(fake::unescape(h.wait_response(unblock).await["data"]["content"].as_str().unwrap_or_default()).contains("unblocked"));
     h.stop().await;
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_core::channel::{AgentDesk, TicketView, ticket_summary, ticket_title};
+use switchboard_core::guard;
 
 use crate::send::utf16_len;
 use switchboard_core::store::Store;
@@ -82,6 +83,15 @@ pub(crate) fn notice_text(view: &TicketView, notice: &DeskNotice) -> Option<Stri
         DeskNotice::Released { agent } => format!("↩️ {agent} released ticket #{} back to the queue.", t.id),
         DeskNotice::Closed { agent } => format!("✅ {agent} closed ticket #{}. The customer is back with the bot.", t.id),
         DeskNotice::DeliveryFailed { reason } => format!("⚠️ A message could not be delivered to the customer: {reason}"),
+        DeskNotice::Blocked { agent, until, reason } => {
+            format!("🚫 {agent} blocked the customer{}. Their messages are kept but not answered.", guard::block_terms(*until, reason))
+        }
+        DeskNotice::Unblocked { agent } => format!("🔓 {agent} unblocked the customer."),
+        DeskNotice::Rated { score, comment } => format!(
+            "⭐ The customer rated the help on ticket #{} {score}/5{}",
+            t.id,
+            comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default()
+        ),
     })
 }
 
@@ -115,17 +125,42 @@ impl TelegramDesk {
     async fn post(&self, view: &TicketView, thread: i32, text: &str) -> Result<(), ChannelError> {
         match self.out.send(self.staff, Some(thread), text, &[]).await {
             Ok(()) => Ok(()),
-            Err(Failure::Permanent(why)) if why.contains("thread not found") => {
+            Err(f) => Err(self.post_failed(view, f).await),
+        }
+    }
+
+    /// What a failed post in a ticket's topic means for the engine.
+    async fn post_failed(&self, view: &TicketView, f: Failure) -> ChannelError {
+        match f {
+            Failure::Permanent(why) if why.contains("thread not found") => {
                 // Someone deleted the topic: open a new one on the retry.
-                forget(self.store.as_ref(), self.staff, view.ticket.id).await.map_err(transient)?;
-                Err(ChannelError::Transient(format!("the topic of ticket #{} is gone; opening a new one", view.ticket.id)))
+                if let Err(e) = forget(self.store.as_ref(), self.staff, view.ticket.id).await {
+                    return transient(e);
+                }
+                ChannelError::Transient(format!("the topic of ticket #{} is gone; opening a new one", view.ticket.id))
             }
-            Err(f) => Err(self.desk_error(f)),
+            f => self.desk_error(f),
         }
     }
 
     fn desk_error(&self, f: Failure) -> ChannelError {
         desk_error(self.staff, f)
+    }
+
+    /// Posts in a ticket's topic that may be closed: the bot, an admin, may write there; should
+    /// Telegram refuse (`TOPIC_CLOSED`), the topic is reopened for the post and closed again.
+    async fn post_in_closed(&self, view: &TicketView, thread: i32, text: &str) -> Result<(), ChannelError> {
+        match self.out.send(self.staff, Some(thread), text, &[]).await {
+            Err(Failure::Permanent(why)) if why.contains("TOPIC_CLOSED") => {
+                let topic = ThreadId(MessageId(thread));
+                self.out.call(self.out.bot().reopen_forum_topic(ChatId(self.staff), topic)).await.map_err(|f| self.desk_error(f))?;
+                self.post(view, thread, text).await?;
+                self.out.call(self.out.bot().close_forum_topic(ChatId(self.staff), topic)).await.map_err(|f| self.desk_error(f))?;
+                Ok(())
+            }
+            Err(f) => Err(self.post_failed(view, f).await),
+            Ok(()) => Ok(()),
+        }
     }
 }
 
@@ -170,12 +205,20 @@ impl AgentDesk for TelegramDesk {
             return Ok(());
         }
         let known = topic_of(self.store.as_ref(), self.staff, view.ticket.id).await.map_err(transient)?.is_some();
+        if !known && matches!(notice, DeskNotice::Rated { .. }) {
+            // Rated after the close: a ticket that never had a topic here needs none now.
+            return Ok(());
+        }
         let thread = self.topic(view).await?;
         if !known || matches!(notice, DeskNotice::Opened) {
             // A new topic starts with the summary (also when the ticket predates this desk).
             self.post(view, thread, &ticket_summary(view)).await?;
         }
         let Some(text) = notice_text(view, notice) else { return Ok(()) };
+        if matches!(notice, DeskNotice::Rated { .. }) {
+            // Rated after the close: the topic is closed, and only admins may still write there.
+            return self.post_in_closed(view, thread, &text).await;
+        }
         self.post(view, thread, &text).await?;
         if matches!(notice, DeskNotice::Closed { .. }) {
             let req = self.out.bot().close_forum_topic(ChatId(self.staff), ThreadId(MessageId(thread)));
@@ -223,5 +266,13 @@ mod tests {
         assert!(utf16_len(&name) <= MAX_TOPIC_NAME, "{}", utf16_len(&name));
         assert!(name.starts_with("🔴 #7"));
         assert_eq!(topic_name(&view("Alice")), "🔴 #7 Alice · asked for a person");
+    }
+
+    #[test]
+    fn a_rating_shows_its_score_and_comment() {
+        let rated = DeskNotice::Rated { score: 4, comment: Some("thanks, fast".into()) };
+        assert_eq!(notice_text(&view("Alice"), &rated).unwrap(), "⭐ The customer rated the help on ticket #7 4/5: thanks, fast");
+        let bare = DeskNotice::Rated { score: 2, comment: None };
+        assert_eq!(notice_text(&view("Alice"), &bare).unwrap(), "⭐ The customer rated the help on ticket #7 2/5");
     }
 }

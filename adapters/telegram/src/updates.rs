@@ -43,6 +43,10 @@ pub enum StaffCommand {
     Note(String),
     /// Close this ticket; the customer is back with the bot.
     Close,
+    /// Block this ticket's customer: /block [duration such as 2h or 7d] [reason]. Their messages are kept but not answered or relayed.
+    Block(String),
+    /// Lift the block on this ticket's customer.
+    Unblock,
     /// List waiting and assigned tickets, urgent first, then oldest (anywhere in the group).
     Queue,
     /// Show these commands.
@@ -175,6 +179,7 @@ impl Telegram {
             message_id: format!("{chat}:{}", m.id.0),
             at: m.date.timestamp_millis(),
             lang_hint: from.language_code.clone(),
+            deleted: None,
         };
         let handled = self.engine.handle(inbound).await?;
         tracing::info!(chat, action = handled.action.as_str(), intent = ?handled.intent, ticket = ?handled.ticket_id, "customer message handled");
@@ -205,6 +210,7 @@ impl Telegram {
             message_id: format!("cb:{}", q.id.0),
             at: now_ms(),
             lang_hint: q.from.language_code.clone(),
+            deleted: None,
         };
         let handled = self.engine.handle(inbound).await?;
         tracing::info!(chat, action = handled.action.as_str(), intent = ?handled.intent, "button press handled");
@@ -291,6 +297,14 @@ impl Telegram {
                     StaffCommand::Release => AgentCommand::Release(id),
                     StaffCommand::Note(text) => AgentCommand::Note(id, text),
                     StaffCommand::Close => AgentCommand::Close(id),
+                    StaffCommand::Block(args) => match switchboard_core::guard::block_args(&args) {
+                        Ok((duration, reason)) => AgentCommand::Block { ticket: id, duration, reason },
+                        Err(e) => {
+                            say(format!("⚠️ {e}")).await;
+                            return;
+                        }
+                    },
+                    StaffCommand::Unblock => AgentCommand::Unblock(id),
                     StaffCommand::Queue | StaffCommand::Help => return,
                 }
             }

@@ -143,6 +143,7 @@ async fn a_ticket_from_another_channel_is_worked_in_its_topic() {
         message_id: "w-1-1".into(),
         at: 0,
         lang_hint: None,
+        deleted: None,
     };
     h.engine.handle(inbound).await.expect("handled");
     let thread = h.topic("Web Visitor").await;
@@ -221,6 +222,20 @@ async fn closing_closes_the_topic_and_returns_the_customer_to_the_bot() {
     let back = Phrase::BackToBot.text(Lang::En);
     eventually("the customer told", || h.texts_to(&sam).contains(&back.to_string()).then_some(())).await;
     assert_eq!(h.ticket(ticket.id).await.status, TicketStatus::Closed);
+
+    // Asked to rate the help, with five buttons; a press goes on the ticket and into its closed topic.
+    let ask = Phrase::RatingAsk.text(Lang::En);
+    let asked = eventually("asked to rate", || h.to_customer(&sam).into_iter().find(|s| s.text == ask)).await;
+    assert_eq!(
+        asked.buttons.iter().map(|b| b.callback_data.as_str()).collect::<Vec<_>>(),
+        ["rate:1", "rate:2", "rate:3", "rate:4", "rate:5"]
+    );
+    h.fake.push_callback(&sam, asked.message_id, "rate:5");
+    let thanks = Phrase::RatingThanks.text(Lang::En);
+    eventually("thanked", || h.texts_to(&sam).contains(&thanks.to_string()).then_some(())).await;
+    h.topic_says(thread, "⭐ The customer rated the help on ticket").await;
+    let rated = h.events(ticket.id).await.into_iter().filter(|e| matches!(e.kind, TicketEventKind::Rated { score: 5, .. })).count();
+    assert_eq!(rated, 1);
 
     // The bot answers again.
     let n = h.to_customer(&sam).len();
@@ -377,4 +392,36 @@ async fn a_customer_message_on_an_assigned_ticket_goes_to_the_agent_not_the_bot(
     h.settle().await;
     let conv = h.engine.store().conversation(ticket.conversation_id).await.expect("store").expect("conversation");
     assert_eq!(conv.owner, Owner::Agent("telegram:9001".into()));
+}
+
+#[tokio::test]
+async fn an_agent_blocks_and_unblocks_a_customer_from_the_topic() {
+    let h = Harness::start().await;
+    let sam = en_customer(1031);
+    h.fake.push_text(&sam, "human please");
+    let thread = h.topic("Sam").await;
+    h.settle().await;
+    let ticket = h.open_ticket().await;
+
+    h.fake.push_group_text(STAFF, Some(thread), &agent(), "/block 2x spam");
+    h.topic_says(thread, "⚠️ \"2x\" is not a duration").await;
+    h.fake.push_group_text(STAFF, Some(thread), &agent(), "/block 7d sends spam links");
+    h.topic_says(thread, "blocked the customer until").await;
+    h.settle().await;
+    let before = h.to_customer(&sam).len();
+    let relayed = h.topic_texts(thread).len();
+    h.fake.push_text(&sam, "you cannot block me");
+    // Handled (the update is confirmed) and nothing is left to deliver.
+    h.settle().await;
+    assert_eq!(h.to_customer(&sam).len(), before, "not answered");
+    assert_eq!(h.topic_texts(thread).len(), relayed, "not relayed to the topic");
+    let events = h.events(ticket.id).await;
+    assert!(
+        events.iter().any(|e| matches!(&e.kind, TicketEventKind::Blocked { reason, until: Some(_), .. } if reason == "sends spam links"))
+    );
+    // A customer cannot lift it: only agents are heard in the staff group.
+    h.fake.push_group_text(STAFF, Some(thread), &agent(), "/unblock");
+    h.topic_says(thread, "unblocked the customer").await;
+    h.fake.push_text(&sam, "sorry");
+    h.topic_says(thread, "sorry").await;
 }

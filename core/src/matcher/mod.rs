@@ -21,6 +21,8 @@ use std::fmt;
 #[doc(hidden)]
 pub use features::FeatConfig;
 use features::Featurizer;
+/// The matcher's tokens (Latin words, single Han characters folded), for `suggest`'s grouping.
+pub(crate) use features::tokenize;
 use model::Model;
 #[doc(hidden)]
 pub use model::ModelConfig;

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Commit, Committed, Lease, NewConversation, Store, TicketRecord};
+use super::{Commit, Committed, Erased, Lease, NewConversation, Store, TicketRecord};
 use crate::StoreError;
 use crate::types::{
     Conversation, ConversationKey, Millis, OutboxItem, Outgoing, Ticket, TicketEvent, TicketEventKind, TicketStatus, TranscriptEntry,
@@ -23,6 +23,8 @@ struct Inner {
     outbox: BTreeMap<i64, (OutboxItem, bool)>, // (item, failed)
     values: HashMap<(String, String), String>,
     leases: HashMap<String, Held>,
+    /// Tickets whose texts were erased.
+    erased: std::collections::HashSet<i64>,
     next_id: i64,
 }
 
@@ -42,6 +44,26 @@ impl Inner {
 
     fn held(&mut self, lease: &Lease) -> Result<&mut Held, StoreError> {
         self.leases.get_mut(&lease.dest).filter(|h| h.token == lease.token).ok_or_else(|| StoreError::LeaseLost(lease.dest.clone()))
+    }
+
+    /// Erases one ticket's texts: its transcript lines, the words in its events, its details.
+    /// Returns the transcript lines deleted.
+    fn erase_ticket(&mut self, id: i64, by: &str, at: Millis) -> u64 {
+        let n = self.transcript.len();
+        self.transcript.retain(|e| e.ticket_id != Some(id));
+        for e in self.events.iter_mut().filter(|e| e.ticket_id == id) {
+            if let Some(k) = e.kind.erased() {
+                e.kind = k;
+            }
+        }
+        self.events.push(TicketEvent { ticket_id: id, at, kind: TicketEventKind::Erased { by: by.to_string() } });
+        if let Some(t) = self.tickets.get_mut(&id) {
+            for f in &mut t.fields {
+                f.value = crate::types::ERASED.into();
+            }
+        }
+        self.erased.insert(id);
+        (n - self.transcript.len()) as u64
     }
 
     fn push_outbox(&mut self, item: Outgoing, at: Millis) {
@@ -113,6 +135,9 @@ impl Store for MemoryStore {
         {
             return Err(StoreError::Conflict(c.conversation.id));
         }
+        if let Some((id, _)) = c.ticket_events.iter().find(|(id, _)| !g.tickets.contains_key(id)) {
+            return Err(StoreError::Corrupt(format!("no ticket {id} for an event")));
+        }
         // Validation done: from here on nothing fails.
         if let Some(d) = c.dedup.clone() {
             g.processed.insert(d, c.at);
@@ -137,14 +162,22 @@ impl Store for MemoryStore {
                 g.events.push(TicketEvent { ticket_id: tid, at: c.at, kind });
             }
         }
+        for (tid, kind) in c.ticket_events.iter().cloned() {
+            g.events.push(TicketEvent { ticket_id: tid, at: c.at, kind });
+        }
+        let mut outcome = c.outcome.clone();
         for (author, text) in c.transcript.iter().cloned() {
-            g.transcript.push(TranscriptEntry { conversation_id: conv.id, ticket_id, author, text, at: c.at });
+            let outcome = if author == crate::types::Author::Customer { outcome.take() } else { None };
+            g.transcript.push(TranscriptEntry { conversation_id: conv.id, ticket_id, author, text, at: c.at, outcome });
         }
         for mut item in c.outbox.iter().cloned() {
             if let Outgoing::Desk { ticket_id: t @ None, .. } = &mut item {
                 *t = ticket_id;
             }
             g.push_outbox(item, c.at);
+        }
+        for (ns, key, value) in &c.values {
+            g.values.insert((ns.clone(), key.clone()), value.clone());
         }
         g.conversations.insert(conv.id, conv.clone());
         Ok(Committed { conversation: conv, ticket_id })
@@ -166,6 +199,12 @@ impl Store for MemoryStore {
             counts[t.priority as usize] += 1;
         }
         Ok(counts)
+    }
+
+    async fn backlog(&self) -> Result<super::Backlog, StoreError> {
+        let g = self.lock();
+        let oldest_queued_at = g.tickets.values().filter(|t| t.status == TicketStatus::Queued).map(|t| t.created_at).min();
+        Ok(super::Backlog { oldest_queued_at, outbox_pending: g.outbox.values().filter(|(_, failed)| !failed).count() as u64 })
     }
 
     async fn queue_position(&self, ticket_id: i64) -> Result<Option<usize>, StoreError> {
@@ -323,6 +362,104 @@ impl Store for MemoryStore {
     async fn mark_processed(&self, channel: &str, message_id: &str, at: Millis) -> Result<(), StoreError> {
         self.lock().processed.entry((channel.to_string(), message_id.to_string())).or_insert(at);
         Ok(())
+    }
+
+    fn ticket_events_since<'a>(&'a self, since: Millis) -> futures_util::stream::BoxStream<'a, Result<TicketEvent, StoreError>> {
+        let g = self.lock();
+        let mut events: Vec<TicketEvent> =
+            g.events.iter().filter(|e| g.tickets.get(&e.ticket_id).is_some_and(|t| t.created_at >= since)).cloned().collect();
+        // Stable: each ticket's events keep their order.
+        events.sort_by_key(|e| e.ticket_id);
+        Box::pin(futures_util::stream::iter(events.into_iter().map(Ok)))
+    }
+
+    fn outcome_lines<'a>(
+        &'a self,
+        since: Millis,
+        until: Millis,
+    ) -> futures_util::stream::BoxStream<'a, Result<TranscriptEntry, StoreError>> {
+        let lines: Vec<_> =
+            self.lock().transcript.iter().filter(|e| e.outcome.is_some() && e.at >= since && e.at < until).cloned().map(Ok).collect();
+        Box::pin(futures_util::stream::iter(lines))
+    }
+
+    async fn prune_transcript(&self, before: Millis, limit: usize) -> Result<u64, StoreError> {
+        let mut g = self.lock();
+        let mut left = limit;
+        let n = g.transcript.len();
+        // Lines are kept in the order written: the oldest are first.
+        g.transcript.retain(|e| {
+            if left > 0 && e.at < before {
+                left -= 1;
+                false
+            } else {
+                true
+            }
+        });
+        Ok((n - g.transcript.len()) as u64)
+    }
+
+    async fn erase_closed_tickets(&self, before: Millis, limit: usize, by: &str) -> Result<u64, StoreError> {
+        let mut g = self.lock();
+        let ids: Vec<i64> = g
+            .tickets
+            .values()
+            .filter(|t| t.status == TicketStatus::Closed && t.updated_at < before && !g.erased.contains(&t.id))
+            .map(|t| t.id)
+            .take(limit)
+            .collect();
+        let at = crate::types::now_ms();
+        for id in &ids {
+            g.erase_ticket(*id, by, at);
+        }
+        Ok(ids.len() as u64)
+    }
+
+    async fn erase_customer(&self, channel: &str, customer_id: &str, by: &str, at: Millis) -> Result<Erased, StoreError> {
+        let mut g = self.lock();
+        let convs: Vec<i64> =
+            g.conversations.values().filter(|c| c.key.channel == channel && c.customer_id == customer_id).map(|c| c.id).collect();
+        let tickets: Vec<i64> =
+            g.tickets.values().filter(|t| t.key.channel == channel && t.customer_id == customer_id).map(|t| t.id).collect();
+        let mut out = Erased { conversations: convs.len() as u64, tickets: tickets.len() as u64, ..Erased::default() };
+        let mut dests: Vec<String> = Vec::new();
+        for id in &tickets {
+            out.transcript_lines += g.erase_ticket(*id, by, at);
+            if let Some(t) = g.tickets.get_mut(id) {
+                dests.push(format!("{}/{}", t.key.channel, t.key.chat));
+                t.customer_id = crate::types::ERASED.into();
+                t.customer_name = crate::types::ERASED.into();
+                t.key.chat = format!("erased:{}", t.conversation_id);
+                if t.status != TicketStatus::Closed {
+                    t.status = TicketStatus::Closed;
+                }
+            }
+        }
+        for id in &convs {
+            let n = g.transcript.len();
+            g.transcript.retain(|e| e.conversation_id != *id);
+            out.transcript_lines += (n - g.transcript.len()) as u64;
+            if let Some(mut c) = g.conversations.remove(id) {
+                g.by_key.remove(&c.key);
+                dests.push(format!("{}/{}", c.key.channel, c.key.chat));
+                c.key.chat = format!("erased:{}", c.id);
+                c.customer_id = crate::types::ERASED.into();
+                c.customer_name = crate::types::ERASED.into();
+                c.state = Default::default();
+                c.owner = crate::types::Owner::Bot;
+                c.ticket_id = None;
+                c.version += 1;
+                g.by_key.insert(c.key.clone(), c.id);
+                g.conversations.insert(c.id, c);
+            }
+        }
+        let n = g.outbox.len();
+        g.outbox.retain(|_, (item, _)| {
+            let dest = item.item.destination();
+            !dests.contains(&dest) && !tickets.iter().any(|t| dest.starts_with("desk:") && dest.ends_with(&format!("/{t}")))
+        });
+        out.outbox_items = (n - g.outbox.len()) as u64;
+        Ok(out)
     }
 
     async fn prune_processed(&self, before: Millis) -> Result<u64, StoreError> {

@@ -15,9 +15,11 @@ use async_trait::async_trait;
 pub use memory::MemoryStore;
 pub use sql::SqlStore;
 
+use futures_util::stream::BoxStream;
+
 use crate::StoreError;
 use crate::types::{
-    Author, Conversation, ConversationKey, Millis, OutboxItem, Outgoing, Ticket, TicketEvent, TicketEventKind, TicketStatus,
+    Author, Conversation, ConversationKey, Millis, OutboxItem, Outcome, Outgoing, Ticket, TicketEvent, TicketEventKind, TicketStatus,
     TranscriptEntry,
 };
 
@@ -57,10 +59,19 @@ pub struct Commit {
     pub ticket_was: Option<(TicketStatus, Option<String>)>,
     /// Events for the commit's ticket (the opened one, else the updated one, else the conversation's).
     pub events: Vec<TicketEventKind>,
+    /// Events for other tickets, by id, in the same transaction: a customer's rating goes on the
+    /// ticket that just closed, no longer the conversation's. A ticket that does not exist fails
+    /// the whole commit.
+    pub ticket_events: Vec<(i64, TicketEventKind)>,
     /// Customer-visible lines for the transcript, tagged with the commit's ticket.
     pub transcript: Vec<(Author, String)>,
     /// Effects to deliver; a desk item with `ticket_id: None` gets the commit's ticket.
     pub outbox: Vec<Outgoing>,
+    /// What the bot made of the customer's message: kept on the commit's first customer line.
+    pub outcome: Option<Outcome>,
+    /// Values to write, `(namespace, key, value)`, in the same transaction (a customer's block,
+    /// with the ticket event that records it).
+    pub values: Vec<(String, String, String)>,
     /// When.
     pub at: Millis,
 }
@@ -75,8 +86,11 @@ impl Commit {
             update_ticket: None,
             ticket_was: None,
             events: Vec::new(),
+            ticket_events: Vec::new(),
             transcript: Vec::new(),
             outbox: Vec::new(),
+            values: Vec::new(),
+            outcome: None,
             at,
         }
     }
@@ -127,6 +141,29 @@ pub struct Committed {
     pub ticket_id: Option<i64>,
 }
 
+/// What waits, for the metrics' gauges ([`Store::backlog`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// When the oldest ticket still waiting in the queue was opened (`None`: the queue is empty).
+    pub oldest_queued_at: Option<Millis>,
+    /// Outbox items not delivered yet (pending, including leased; not those given up on).
+    pub outbox_pending: u64,
+}
+
+/// What erasing a customer's data removed (`switchboard forget`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Erased {
+    /// Their conversations, emptied and unlinked from their platform ids.
+    pub conversations: u64,
+    /// Transcript lines deleted.
+    pub transcript_lines: u64,
+    /// Tickets whose texts and details were erased (and closed, if open); their times, reason and
+    /// outcome stay for reports.
+    pub tickets: u64,
+    /// Undelivered messages to them, or about their tickets, deleted.
+    pub outbox_items: u64,
+}
+
 /// Conversations, transcripts, tickets, outbox and adapter state.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
@@ -154,6 +191,28 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn queue_position(&self, ticket_id: i64) -> Result<Option<usize>, StoreError> {
         Ok(self.tickets(&[TicketStatus::Queued]).await?.iter().position(|t| t.id == ticket_id).map(|p| p + 1))
     }
+    /// When the oldest waiting ticket was opened and how many outbox items are not delivered yet,
+    /// counted, not read (the metrics' gauges read it every few seconds).
+    async fn backlog(&self) -> Result<Backlog, StoreError> {
+        let oldest_queued_at = self.tickets(&[TicketStatus::Queued]).await?.iter().map(|t| t.created_at).min();
+        Ok(Backlog { oldest_queued_at, outbox_pending: self.outbox_pending().await?.len() as u64 })
+    }
+    /// Deletes up to `limit` transcript lines written before `before`, oldest first; how many.
+    async fn prune_transcript(&self, before: Millis, limit: usize) -> Result<u64, StoreError>;
+    /// Erases the texts of up to `limit` tickets closed before `before` and not erased yet (their
+    /// transcript lines, the words in their events, their collected details), each with an
+    /// [`TicketEventKind::Erased`] event by `by`; how many tickets.
+    async fn erase_closed_tickets(&self, before: Millis, limit: usize, by: &str) -> Result<u64, StoreError>;
+    /// Erases everything a customer (`channel`, platform `customer_id`) wrote or was told: their
+    /// conversations' transcripts and state, their tickets' texts and details (tickets are closed
+    /// and kept, without the customer's ids, for counts), undelivered messages to them or about
+    /// their tickets. All or nothing; nothing found is `Erased::default()`.
+    async fn erase_customer(&self, channel: &str, customer_id: &str, by: &str, at: Millis) -> Result<Erased, StoreError>;
+    /// Customer messages with their outcome written in `[since, until)`, oldest first, streamed
+    /// (reports and suggestions read millions of them without holding them in memory).
+    fn outcome_lines<'a>(&'a self, since: Millis, until: Millis) -> BoxStream<'a, Result<TranscriptEntry, StoreError>>;
+    /// The events of tickets opened at or after `since`, by ticket then in order, streamed.
+    fn ticket_events_since<'a>(&'a self, since: Millis) -> BoxStream<'a, Result<TicketEvent, StoreError>>;
     /// A ticket's history, oldest first.
     async fn ticket_events(&self, ticket_id: i64) -> Result<Vec<TicketEvent>, StoreError>;
     /// Adds events to a ticket (and effects to the outbox) without touching its conversation.

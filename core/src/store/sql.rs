@@ -10,10 +10,12 @@ use async_trait::async_trait;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
-use super::{Commit, Committed, Lease, NewConversation, Store, TicketRecord};
+mod erase;
+
+use super::{Commit, Committed, Erased, Lease, NewConversation, Store, TicketRecord};
 use crate::types::{
-    Conversation, ConversationKey, Millis, OutboxItem, Outgoing, Priority, Ticket, TicketEvent, TicketEventKind, TicketStatus,
-    TranscriptEntry,
+    Author, Conversation, ConversationKey, Millis, OutboxItem, Outcome, Outgoing, Priority, Ticket, TicketEvent, TicketEventKind,
+    TicketStatus, TranscriptEntry,
 };
 use crate::{Lang, StoreError};
 
@@ -35,6 +37,10 @@ pub struct SqlStore {
 
 /// `PRAGMA auto_vacuum`'s value for incremental.
 const SQLITE_INCREMENTAL_VACUUM: i64 = 2;
+
+/// Writes one adapter value, replacing the one before.
+const SET_VALUE: &str =
+    "INSERT INTO kv (namespace, key, value) VALUES ($1, $2, $3) ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value";
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -301,6 +307,19 @@ fn placeholders(from: usize, n: usize) -> String {
 /// Records a handled message id; affects no row if it was recorded before.
 const INSERT_PROCESSED: &str = "INSERT INTO processed (channel, message_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 
+/// A transcript row (`conversation_id, ticket_id, author, text, at, intent, outcome`).
+fn transcript_entry(r: &AnyRow) -> Result<TranscriptEntry, StoreError> {
+    let outcome: Option<String> = r.try_get("outcome")?;
+    Ok(TranscriptEntry {
+        conversation_id: r.try_get("conversation_id")?,
+        ticket_id: r.try_get("ticket_id")?,
+        author: from_json(&r.try_get::<String, _>("author")?)?,
+        text: r.try_get("text")?,
+        at: r.try_get("at")?,
+        outcome: outcome.map(|action| Outcome { intent: r.try_get("intent").ok().flatten(), action }),
+    })
+}
+
 fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     Ok(serde_json::to_string(v)?)
 }
@@ -550,14 +569,27 @@ impl Store for SqlStore {
                 insert_event(&mut tx, tid, kind, c.at).await?;
             }
         }
+        // Events for other tickets (a rating on the one that just closed); the foreign key
+        // refuses a ticket that does not exist, and with it the whole commit.
+        for (tid, kind) in &c.ticket_events {
+            insert_event(&mut tx, *tid, kind, c.at).await?;
+        }
         // One statement for all the lines, one for all the effects (rows keep their order): each
         // statement is a round trip, and on SQLite the commit holds the one writer's turn.
         if !c.transcript.is_empty() {
-            let rows: Vec<String> = (0..c.transcript.len()).map(|i| format!("($1, $2, $3, ${}, ${})", 4 + 2 * i, 5 + 2 * i)).collect();
-            let sql = format!("INSERT INTO transcript (conversation_id, ticket_id, at, author, text) VALUES {}", rows.join(", "));
+            let rows: Vec<String> = (0..c.transcript.len())
+                .map(|i| format!("($1, $2, $3, ${}, ${}, ${}, ${})", 4 + 4 * i, 5 + 4 * i, 6 + 4 * i, 7 + 4 * i))
+                .collect();
+            let sql = format!(
+                "INSERT INTO transcript (conversation_id, ticket_id, at, author, text, intent, outcome) VALUES {}",
+                rows.join(", ")
+            );
             let mut q = sqlx::query(AssertSqlSafe(sql)).bind(conv.id).bind(ticket_id).bind(c.at);
+            // The outcome goes on the first customer line.
+            let mut outcome = c.outcome.as_ref();
             for (author, text) in &c.transcript {
-                q = q.bind(json(author)?).bind(text.as_str());
+                let o = if *author == Author::Customer { outcome.take() } else { None };
+                q = q.bind(json(author)?).bind(text.as_str()).bind(o.and_then(|o| o.intent.clone())).bind(o.map(|o| o.action.clone()));
             }
             q.execute(&mut *tx).await?;
         }
@@ -573,6 +605,9 @@ impl Store for SqlStore {
             })
             .collect();
         insert_outbox_all(&mut tx, &outbox, c.at).await?;
+        for (namespace, key, value) in &c.values {
+            sqlx::query(SET_VALUE).bind(namespace).bind(key).bind(value).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(Committed { conversation: conv, ticket_id })
     }
@@ -611,6 +646,14 @@ impl Store for SqlStore {
             counts[priority_from(r.try_get("priority")?) as usize] += usize::try_from(n).unwrap_or(0);
         }
         Ok(counts)
+    }
+
+    async fn backlog(&self) -> Result<super::Backlog, StoreError> {
+        // Both counted on their indexes (`tickets_queue`, `outbox_due`), whatever waits.
+        let oldest_queued_at: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(created_at) FROM tickets WHERE status = 'queued'").fetch_one(&self.pool).await?;
+        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").fetch_one(&self.pool).await?;
+        Ok(super::Backlog { oldest_queued_at, outbox_pending: u64::try_from(pending).unwrap_or(0) })
     }
 
     async fn queue_position(&self, ticket_id: i64) -> Result<Option<usize>, StoreError> {
@@ -669,24 +712,14 @@ impl Store for SqlStore {
 
     async fn transcript(&self, conversation_id: i64, limit: usize) -> Result<Vec<TranscriptEntry>, StoreError> {
         let rows = sqlx::query(
-            "SELECT conversation_id, ticket_id, author, text, at FROM transcript WHERE conversation_id = $1 ORDER BY id DESC LIMIT $2",
+            "SELECT conversation_id, ticket_id, author, text, at, intent, outcome FROM transcript WHERE conversation_id = $1 \
+             ORDER BY id DESC LIMIT $2",
         )
         .bind(conversation_id)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
-        let mut v = rows
-            .iter()
-            .map(|r| {
-                Ok(TranscriptEntry {
-                    conversation_id: r.try_get("conversation_id")?,
-                    ticket_id: r.try_get("ticket_id")?,
-                    author: from_json(&r.try_get::<String, _>("author")?)?,
-                    text: r.try_get("text")?,
-                    at: r.try_get("at")?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut v = rows.iter().map(transcript_entry).collect::<Result<Vec<_>, StoreError>>()?;
         v.reverse();
         Ok(v)
     }
@@ -875,6 +908,48 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    fn ticket_events_since<'a>(&'a self, since: Millis) -> futures_util::stream::BoxStream<'a, Result<TicketEvent, StoreError>> {
+        use futures_util::StreamExt;
+        let rows = sqlx::query(
+            "SELECT e.ticket_id, e.at, e.kind FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id \
+             WHERE t.created_at >= $1 ORDER BY e.ticket_id, e.id",
+        )
+        .bind(since)
+        .fetch(&self.pool);
+        Box::pin(rows.map(|r| {
+            let r = r?;
+            Ok(TicketEvent { ticket_id: r.try_get("ticket_id")?, at: r.try_get("at")?, kind: from_json(&r.try_get::<String, _>("kind")?)? })
+        }))
+    }
+
+    fn outcome_lines<'a>(
+        &'a self,
+        since: Millis,
+        until: Millis,
+    ) -> futures_util::stream::BoxStream<'a, Result<TranscriptEntry, StoreError>> {
+        use futures_util::StreamExt;
+        let rows = sqlx::query(
+            "SELECT conversation_id, ticket_id, author, text, at, intent, outcome FROM transcript \
+             WHERE outcome IS NOT NULL AND at >= $1 AND at < $2 ORDER BY at, id",
+        )
+        .bind(since)
+        .bind(until)
+        .fetch(&self.pool);
+        Box::pin(rows.map(|r| transcript_entry(&r?)))
+    }
+
+    async fn prune_transcript(&self, before: Millis, limit: usize) -> Result<u64, StoreError> {
+        erase::prune_transcript(self, before, limit).await
+    }
+
+    async fn erase_closed_tickets(&self, before: Millis, limit: usize, by: &str) -> Result<u64, StoreError> {
+        erase::closed_tickets(self, before, limit, by).await
+    }
+
+    async fn erase_customer(&self, channel: &str, customer_id: &str, by: &str, at: Millis) -> Result<Erased, StoreError> {
+        erase::customer(self, channel, customer_id, by, at).await
+    }
+
     async fn prune_processed(&self, before: Millis) -> Result<u64, StoreError> {
         let _turn = self.writing().await;
         Ok(sqlx::query("DELETE FROM processed WHERE at < $1").bind(before).execute(&self.pool).await?.rows_affected())
@@ -890,14 +965,7 @@ impl Store for SqlStore {
 
     async fn set_value(&self, namespace: &str, key: &str, value: &str) -> Result<(), StoreError> {
         let _turn = self.writing().await;
-        sqlx::query(
-            "INSERT INTO kv (namespace, key, value) VALUES ($1, $2, $3) ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(namespace)
-        .bind(key)
-        .bind(value)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(SET_VALUE).bind(namespace).bind(key).bind(value).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -905,14 +973,7 @@ impl Store for SqlStore {
         let _turn = self.writing().await;
         let mut tx = self.pool.begin().await?;
         for (namespace, key, value) in values {
-            sqlx::query(
-                "INSERT INTO kv (namespace, key, value) VALUES ($1, $2, $3) ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(*namespace)
-            .bind(*key)
-            .bind(*value)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(SET_VALUE).bind(*namespace).bind(*key).bind(*value).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use tokio::sync::oneshot;
 
 use switchboard_core::StoreError;
-use switchboard_core::store::{Commit, Committed, Lease, NewConversation, Store, TicketRecord};
+use switchboard_core::store::{Commit, Committed, Erased, Lease, NewConversation, Store, TicketRecord};
 use switchboard_core::types::{
     Conversation, Millis, OutboxItem, Outgoing, Ticket, TicketEvent, TicketEventKind, TicketStatus, TranscriptEntry,
 };
@@ -90,6 +90,10 @@ impl<S: Store> Store for Faulty<S> {
         self.check()?;
         self.inner.queue_counts().await
     }
+    async fn backlog(&self) -> Result<switchboard_core::store::Backlog, StoreError> {
+        self.check()?;
+        self.inner.backlog().await
+    }
     async fn queue_position(&self, ticket_id: i64) -> Result<Option<usize>, StoreError> {
         self.check()?;
         self.inner.queue_position(ticket_id).await
@@ -162,6 +166,34 @@ impl<S: Store> Store for Faulty<S> {
     async fn mark_processed(&self, channel: &str, message_id: &str, at: Millis) -> Result<(), StoreError> {
         self.check()?;
         self.inner.mark_processed(channel, message_id, at).await
+    }
+    fn ticket_events_since<'a>(&'a self, since: Millis) -> futures_util::stream::BoxStream<'a, Result<TicketEvent, StoreError>> {
+        if let Err(e) = self.check() {
+            return Box::pin(futures_util::stream::once(async move { Err(e) }));
+        }
+        self.inner.ticket_events_since(since)
+    }
+    fn outcome_lines<'a>(
+        &'a self,
+        since: Millis,
+        until: Millis,
+    ) -> futures_util::stream::BoxStream<'a, Result<TranscriptEntry, StoreError>> {
+        if let Err(e) = self.check() {
+            return Box::pin(futures_util::stream::once(async move { Err(e) }));
+        }
+        self.inner.outcome_lines(since, until)
+    }
+    async fn prune_transcript(&self, before: Millis, limit: usize) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.prune_transcript(before, limit).await
+    }
+    async fn erase_closed_tickets(&self, before: Millis, limit: usize, by: &str) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.erase_closed_tickets(before, limit, by).await
+    }
+    async fn erase_customer(&self, channel: &str, customer_id: &str, by: &str, at: Millis) -> Result<Erased, StoreError> {
+        self.check()?;
+        self.inner.erase_customer(channel, customer_id, by, at).await
     }
     async fn prune_processed(&self, before: Millis) -> Result<u64, StoreError> {
         self.check()?;

@@ -8,10 +8,10 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
-use switchboard_core::store::{Commit, Lease, NewConversation, SqlStore, Store};
+use switchboard_core::store::{Commit, Erased, Lease, NewConversation, SqlStore, Store};
 use switchboard_core::types::{
-    Author, ConversationKey, DeskNotice, Field, HandoffReason, OutboxItem, Outgoing, Owner, Priority, Reply, Ticket, TicketEventKind,
-    TicketStatus,
+    Author, Conversation, ConversationKey, DeskNotice, Field, HandoffReason, OutboxItem, Outgoing, Owner, Priority, Reply, Ticket,
+    TicketEventKind, TicketStatus,
 };
 use switchboard_core::{Lang, StoreError};
 
@@ -81,6 +81,66 @@ pub async fn run_all(store: &dyn Store) {
     values_round_trip(store).await;
     a_namespace_is_deleted_alone(store).await;
     failed_outbox_items_are_pruned_after_their_retention(store).await;
+    values_are_written_with_their_commit_or_not_at_all(store).await;
+    old_transcript_lines_are_deleted_in_batches(store).await;
+    closed_tickets_lose_their_texts_once(store).await;
+    a_customer_is_erased_and_nobody_else(store).await;
+    outcomes_are_kept_on_customer_lines_and_streamed(store).await;
+    events_for_another_ticket_land_with_their_commit(store).await;
+}
+
+/// A customer's rating goes on the ticket that just closed, no longer the conversation's, in the
+/// commit that takes it: with it or not at all.
+async fn events_for_another_ticket_land_with_their_commit(store: &dyn Store) {
+    let c = store.open_conversation(new_conv("rated")).await.unwrap();
+    let mut conv = c.clone();
+    conv.owner = Owner::Queue;
+    let mut open = Commit::new(conv, 60);
+    open.open_ticket = Some(ticket(Priority::Normal, 60));
+    open.events.push(TicketEventKind::Opened);
+    let opened = store.commit(open).await.unwrap();
+    let tid = opened.ticket_id.unwrap();
+    let mut t = store.ticket(tid).await.unwrap().unwrap();
+    t.status = TicketStatus::Closed;
+    t.agent = Some("desk:alice".into());
+    let mut conv = opened.conversation.clone();
+    conv.owner = Owner::Bot;
+    conv.ticket_id = None;
+    let mut close = Commit::new(conv, 61);
+    close.update_ticket = Some(t);
+    close.events.push(TicketEventKind::Closed { agent: "desk:alice".into() });
+    let closed = store.commit(close).await.unwrap();
+    let kinds = |events: Vec<switchboard_core::types::TicketEvent>| events.into_iter().map(|e| (e.at, e.kind)).collect::<Vec<_>>();
+    let before = kinds(store.ticket_events(tid).await.unwrap());
+    assert_eq!(before.len(), 2);
+
+    let rated = TicketEventKind::Rated { score: 4, comment: Some("thanks, fast".into()) };
+    // Planned from a stale conversation: refused, the rating with it.
+    let mut stale = Commit::new(opened.conversation.clone(), 62);
+    stale.ticket_events.push((tid, rated.clone()));
+    assert!(matches!(store.commit(stale).await, Err(StoreError::Conflict(_))));
+    // For a ticket that does not exist: refused whole, the conversation and its lines unchanged.
+    let mut missing = Commit::new(closed.conversation.clone(), 62);
+    missing.dedup = Some(("test".into(), "rated-1".into()));
+    missing.ticket_events.push((tid + 1_000_000, rated.clone()));
+    missing.transcript.push((Author::Customer, "4 thanks, fast".into()));
+    assert!(store.commit(missing).await.is_err(), "an event for no ticket fails the commit");
+    assert_eq!(kinds(store.ticket_events(tid).await.unwrap()), before);
+    assert!(store.transcript(c.id, 10).await.unwrap().is_empty(), "nothing of the refused commit was written");
+    assert_eq!(store.conversation(c.id).await.unwrap().unwrap().version, closed.conversation.version);
+    assert!(!store.is_processed("test", "rated-1").await.unwrap());
+
+    let mut rate = Commit::new(closed.conversation.clone(), 63);
+    rate.dedup = Some(("test".into(), "rated-1".into()));
+    rate.ticket_events.push((tid, rated.clone()));
+    rate.transcript.push((Author::Customer, "4 thanks, fast".into()));
+    let done = store.commit(rate).await.unwrap();
+    assert_eq!((done.ticket_id, done.conversation.ticket_id), (None, None), "the conversation has no ticket any more");
+    let after = kinds(store.ticket_events(tid).await.unwrap());
+    assert_eq!(after.len(), 3);
+    assert_eq!(after[2], (63, rated));
+    let lines = store.transcript(c.id, 10).await.unwrap();
+    assert_eq!((lines.len(), lines[0].ticket_id), (1, None));
 }
 
 async fn failed_outbox_items_are_pruned_after_their_retention(store: &dyn Store) {
@@ -99,11 +159,17 @@ async fn failed_outbox_items_are_pruned_after_their_retention(store: &dyn Store)
     let second = store.outbox_next(&lease, 50_000, 5_000).await.unwrap().expect("two items");
     assert_ne!(first.id, second.id);
     store.outbox_retry(&lease, second.id, 1, 1_000).await.unwrap();
+    // The metrics' backlog counts what waits, as reading it finds: the item retried, not the one
+    // given up on.
+    let pending = store.outbox_pending().await.unwrap();
+    assert!(pending.iter().any(|i| i.id == second.id) && !pending.iter().any(|i| i.id == first.id));
+    assert_eq!(store.backlog().await.unwrap().outbox_pending, pending.len() as u64);
     assert_eq!(store.prune_failed_outbox(52_000).await.unwrap(), 0, "it failed at 52 s: kept until then");
     assert_eq!(store.prune_failed_outbox(52_001).await.unwrap(), 1);
     assert_eq!(store.prune_failed_outbox(i64::MAX).await.unwrap(), 0, "pending items are never pruned, however old");
     assert!(store.outbox_pending().await.unwrap().iter().any(|i| i.id == second.id));
     clear_outbox(store).await;
+    assert_eq!(store.backlog().await.unwrap().outbox_pending, 0);
 }
 
 async fn conversations_are_created_once(store: &dyn Store) {
@@ -245,6 +311,12 @@ async fn queue_order_is_urgent_first_then_oldest(store: &dyn Store) {
         assert_eq!(store.queue_position(*id).await.unwrap(), Some(place + 1), "ticket {id}");
     }
     assert_eq!(store.queue_position(999_999).await.unwrap(), None);
+    // The metrics' backlog, counted: the oldest waiting ticket (opened at 50, unless an earlier
+    // step left an older one), as reading the queue finds it.
+    let backlog = store.backlog().await.unwrap();
+    let oldest = store.tickets(&[TicketStatus::Queued]).await.unwrap().iter().map(|t| t.created_at).min();
+    assert_eq!(backlog.oldest_queued_at, oldest);
+    assert!(backlog.oldest_queued_at.is_some_and(|at| at <= 50));
     assert!(store.tickets(&[TicketStatus::Assigned]).await.unwrap().is_empty());
 }
 
@@ -453,4 +525,141 @@ async fn a_namespace_is_deleted_alone(store: &dyn Store) {
     assert_eq!(store.delete_values("nothing here").await.unwrap(), 0);
     store.set_value("old.marks", "a", "again").await.unwrap();
     assert_eq!(store.values("old.marks").await.unwrap(), [("a".into(), "again".into())], "the namespace can be written again");
+}
+
+async fn values_are_written_with_their_commit_or_not_at_all(store: &dyn Store) {
+    let c = store.open_conversation(new_conv("values")).await.unwrap();
+    let mut stale = Commit::new(Conversation { version: c.version + 7, ..c.clone() }, 5);
+    stale.values.push(("customer.blocks".into(), "suite:v".into(), "{}".into()));
+    assert!(matches!(store.commit(stale).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.get_value("customer.blocks", "suite:v").await.unwrap(), None, "a refused commit writes no value");
+    let mut ok = Commit::new(c, 5);
+    ok.values.push(("customer.blocks".into(), "suite:v".into(), "{\"by\":1}".into()));
+    store.commit(ok).await.unwrap();
+    assert_eq!(store.get_value("customer.blocks", "suite:v").await.unwrap().as_deref(), Some("{\"by\":1}"));
+}
+
+/// A conversation of `customer` in `chat` with a closed ticket (closed at `at`) holding texts.
+async fn closed_ticket_with_texts(store: &dyn Store, chat: &str, customer: &str, at: i64) -> (i64, i64) {
+    let c = store.open_conversation(NewConversation { customer_id: customer.into(), ..new_conv(chat) }).await.unwrap();
+    let mut open = Commit::new(Conversation { owner: Owner::Queue, ..c.clone() }, at);
+    open.open_ticket = Some(Ticket {
+        key: c.key.clone(),
+        customer_id: customer.into(),
+        customer_name: format!("Name of {customer}"),
+        status: TicketStatus::Closed,
+        created_at: at,
+        updated_at: at,
+        ..ticket(Priority::Normal, at)
+    });
+    open.events.push(TicketEventKind::CustomerMessage { text: "my card was charged twice".into() });
+    open.events.push(TicketEventKind::Note { agent: "desk:alice".into(), text: "called the bank".into() });
+    open.events.push(TicketEventKind::Closed { agent: "desk:alice".into() });
+    open.transcript.push((Author::Customer, "my card was charged twice".into()));
+    open.outbox.push(Outgoing::Customer { key: c.key.clone(), reply: Reply::text("pending to them"), ticket_id: None });
+    let done = store.commit(open).await.unwrap();
+    // A line outside the ticket, later.
+    let mut later = Commit::new(Conversation { owner: Owner::Bot, ticket_id: None, ..done.conversation.clone() }, at + 1);
+    later.transcript.push((Author::Customer, "thanks".into()));
+    store.commit(later).await.unwrap();
+    (c.id, done.ticket_id.unwrap())
+}
+
+async fn old_transcript_lines_are_deleted_in_batches(store: &dyn Store) {
+    let c = store.open_conversation(new_conv("retention")).await.unwrap();
+    let mut commit = Commit::new(c.clone(), 1_000);
+    for k in 0..5 {
+        commit.transcript.push((Author::Customer, format!("old {k}")));
+    }
+    let done = store.commit(commit).await.unwrap();
+    let mut newer = Commit::new(done.conversation, 9_000);
+    newer.transcript.push((Author::Customer, "new".into()));
+    store.commit(newer).await.unwrap();
+    // Other checks left lines before 5,000 too: delete in batches until none is left.
+    assert_eq!(store.prune_transcript(5_000, 2).await.unwrap(), 2, "one batch at most");
+    while store.prune_transcript(5_000, 2).await.unwrap() > 0 {}
+    let left: Vec<String> = store.transcript(c.id, 100).await.unwrap().into_iter().map(|l| l.text).collect();
+    assert_eq!(left, vec!["new".to_string()]);
+    assert_eq!(store.prune_transcript(5_000, 100).await.unwrap(), 0);
+}
+
+async fn closed_tickets_lose_their_texts_once(store: &dyn Store) {
+    let (conv, tid) = closed_ticket_with_texts(store, "closed-old", "cust-closed", 20_000).await;
+    let (_, recent) = closed_ticket_with_texts(store, "closed-new", "cust-closed-new", 90_000).await;
+    assert!(store.erase_closed_tickets(50_000, 1_000, "retention").await.unwrap() >= 1);
+    assert_eq!(store.erase_closed_tickets(50_000, 1_000, "retention").await.unwrap(), 0, "each ticket once");
+    let events = store.ticket_events(tid).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == TicketEventKind::CustomerMessage { text: "[erased]".into() }), "{events:?}");
+    assert!(events.iter().any(|e| e.kind == TicketEventKind::Note { agent: "desk:alice".into(), text: "[erased]".into() }));
+    assert!(events.iter().any(|e| matches!(&e.kind, TicketEventKind::Erased { by } if by == "retention")));
+    assert!(events.iter().any(|e| e.kind == TicketEventKind::Closed { agent: "desk:alice".into() }), "who did what stays");
+    let t = store.ticket(tid).await.unwrap().unwrap();
+    assert!(t.fields.iter().all(|f| f.value == "[erased]"), "{:?}", t.fields);
+    assert_eq!(t.status, TicketStatus::Closed);
+    let lines: Vec<String> = store.transcript(conv, 100).await.unwrap().into_iter().map(|l| l.text).collect();
+    assert_eq!(lines, vec!["thanks".to_string()], "the ticket's lines go, the rest stays");
+    let kept = store.ticket_events(recent).await.unwrap();
+    assert!(kept.iter().any(|e| e.kind == TicketEventKind::Note { agent: "desk:alice".into(), text: "called the bank".into() }));
+    clear_outbox(store).await;
+}
+
+async fn a_customer_is_erased_and_nobody_else(store: &dyn Store) {
+    let (conv, tid) = closed_ticket_with_texts(store, "forget-1", "cust-forget", 30_000).await;
+    let (conv2, _) = closed_ticket_with_texts(store, "forget-2", "cust-forget", 31_000).await;
+    let (other, other_ticket) = closed_ticket_with_texts(store, "keep", "cust-keep", 32_000).await;
+    assert_eq!(store.erase_customer("suite", "nobody", "operator:x", 40_000).await.unwrap(), Erased::default());
+    let erased = store.erase_customer(&key("forget-1").channel, "cust-forget", "operator:x", 40_000).await.unwrap();
+    assert_eq!((erased.conversations, erased.tickets, erased.transcript_lines), (2, 2, 4), "{erased:?}");
+    assert!(erased.outbox_items >= 2, "the undelivered replies to them go: {erased:?}");
+    for id in [conv, conv2] {
+        assert!(store.transcript(id, 100).await.unwrap().is_empty());
+        let c = store.conversation(id).await.unwrap().unwrap();
+        assert_eq!((c.customer_id.as_str(), c.customer_name.as_str(), c.ticket_id), ("[erased]", "[erased]", None));
+        assert_ne!(c.key, key("forget-1"));
+    }
+    let t = store.ticket(tid).await.unwrap().unwrap();
+    assert_eq!((t.customer_id.as_str(), t.customer_name.as_str(), t.status), ("[erased]", "[erased]", TicketStatus::Closed));
+    assert!(store.ticket_events(tid).await.unwrap().iter().all(|e| !format!("{:?}", e.kind).contains("charged")));
+    // Their chat is a new conversation if they write again.
+    let again = store.open_conversation(NewConversation { customer_id: "cust-forget".into(), ..new_conv("forget-1") }).await.unwrap();
+    assert!(again.id != conv && again.id != conv2);
+    // Nobody else is touched.
+    assert_eq!(store.transcript(other, 100).await.unwrap().len(), 2);
+    assert_eq!(store.ticket(other_ticket).await.unwrap().unwrap().customer_id, "cust-keep");
+    assert!(store.outbox_pending().await.unwrap().iter().any(|i| i.item.destination().ends_with("/keep")));
+    clear_outbox(store).await;
+}
+
+async fn outcomes_are_kept_on_customer_lines_and_streamed(store: &dyn Store) {
+    use futures_util::StreamExt;
+    let c = store.open_conversation(new_conv("outcomes")).await.unwrap();
+    let mut conv = c.clone();
+    for (k, at) in [(0, 700_000), (1, 700_100), (2, 800_000)] {
+        let mut commit = Commit::new(conv.clone(), at);
+        commit.transcript.push((Author::Customer, format!("question {k}")));
+        commit.transcript.push((Author::Bot, format!("answer {k}")));
+        commit.outcome = Some(switchboard_core::types::Outcome {
+            intent: (k != 1).then(|| "account_locked".to_string()),
+            action: if k == 1 { "fallback".into() } else { "answer".into() },
+        });
+        conv = store.commit(commit).await.unwrap().conversation;
+    }
+    let lines: Vec<_> = store.outcome_lines(700_000, 800_000).collect::<Vec<_>>().await.into_iter().map(Result::unwrap).collect();
+    let got: Vec<(String, Option<String>, String)> = lines
+        .into_iter()
+        .map(|l| {
+            let o = l.outcome.unwrap();
+            (l.text, o.intent, o.action)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("question 0".to_string(), Some("account_locked".to_string()), "answer".to_string()),
+            ("question 1".to_string(), None, "fallback".to_string()),
+        ],
+        "customer lines only, in [since, until), oldest first"
+    );
+    let all = store.transcript(c.id, 10).await.unwrap();
+    assert!(all.iter().filter(|l| l.author == Author::Bot).all(|l| l.outcome.is_none()));
 }

@@ -145,6 +145,20 @@ pub fn commands() -> Vec<CreateCommand> {
             .add_option(CreateCommandOption::new(CommandOptionType::String, "text", "The note").required(true).max_length(4000))
             .add_option(ticket()),
         CreateCommand::new("close").description("Close a ticket and hand the customer back to the bot").add_option(ticket()),
+        CreateCommand::new("block")
+            .description("Block a ticket's customer: their messages are kept but not answered or relayed")
+            .add_option(
+                CreateCommandOption::new(CommandOptionType::String, "duration", "How long, such as 2h or 7d (default: until unblocked)")
+                    .required(false)
+                    .max_length(20),
+            )
+            .add_option(
+                CreateCommandOption::new(CommandOptionType::String, "reason", "Why, for the ticket's history")
+                    .required(false)
+                    .max_length(500),
+            )
+            .add_option(ticket()),
+        CreateCommand::new("unblock").description("Lift the block on a ticket's customer").add_option(ticket()),
         CreateCommand::new("queue").description("List waiting and assigned tickets, urgent first"),
     ]
 }
@@ -320,6 +334,14 @@ impl Worker {
             return;
         };
         let nick = msg.member.as_ref().and_then(|m| m.nick.as_deref());
+        // In a support channel everyone reads it: a message holding a secret is deleted there
+        // (the bot needs Manage Messages), and the reply says whether it was.
+        let deleted = match &content {
+            Content::Text(t) | Content::Captioned { text: t, .. } if target.user.is_some() && self.engine.holds_secret(t) => {
+                Some(self.delete_public(msg).await)
+            }
+            _ => None,
+        };
         let inbound = Inbound {
             channel: CHANNEL_NAME.into(),
             conversation: target.conversation(),
@@ -329,10 +351,28 @@ impl Worker {
             message_id: msg.id.to_string(),
             at: msg.timestamp.timestamp_millis(),
             lang_hint: None,
+            deleted,
         };
         if self.handle_inbound(inbound).await {
             let ns = if target.user.is_none() { NS_SEEN_DM } else { NS_SEEN };
             self.mark_seen(ns, msg.channel_id, msg.id).await;
+        }
+    }
+
+    /// Deletes a customer's message from a public channel; whether it is gone. Done before the
+    /// message is stored: the secret leaves the channel at once, and what is stored is masked.
+    async fn delete_public(&self, msg: &Message) -> bool {
+        let call = self.http.delete_message(msg.channel_id, msg.id, Some("It held a secret (card number, code or password)"));
+        match tokio::time::timeout(Duration::from_secs(10), call).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::warn!(channel = %msg.channel_id, message = %msg.id, error = %e, "cannot delete a message that held a secret (Manage Messages missing?)");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(channel = %msg.channel_id, message = %msg.id, "deleting a message that held a secret timed out");
+                false
+            }
         }
     }
 
@@ -388,6 +428,7 @@ impl Worker {
             message_id: format!("int:{}", click.id),
             at: click.id.created_at().timestamp_millis(),
             lang_hint: None,
+            deleted: None,
         };
         let _ = self.handle_inbound(inbound).await;
     }
@@ -475,10 +516,13 @@ impl Worker {
         }
         let mut ticket_opt = None;
         let mut text = None;
+        let (mut duration, mut reason) = (None, String::new());
         for opt in &cmd.data.options {
             match (opt.name.as_str(), &opt.value) {
                 ("ticket", CommandDataOptionValue::Integer(n)) => ticket_opt = Some(*n),
                 ("text", CommandDataOptionValue::String(s)) => text = Some(s.clone()),
+                ("duration", CommandDataOptionValue::String(s)) => duration = Some(s.clone()),
+                ("reason", CommandDataOptionValue::String(s)) => reason = s.clone(),
                 _ => {}
             }
         }
@@ -508,6 +552,14 @@ impl Worker {
             "release" => AgentCommand::Release(ticket),
             "close" => AgentCommand::Close(ticket),
             "note" => AgentCommand::Note(ticket, text.clone().unwrap_or_default()),
+            "block" => match duration.as_deref().map(switchboard_core::guard::parse_duration).transpose() {
+                Ok(duration) => AgentCommand::Block { ticket, duration, reason },
+                Err(e) => {
+                    self.respond(cmd, format!("⚠️ {}", format::escape(&e)), true);
+                    return;
+                }
+            },
+            "unblock" => AgentCommand::Unblock(ticket),
             _ => {
                 self.respond(cmd, "Unknown command.".into(), true);
                 return;
@@ -535,6 +587,8 @@ impl Worker {
                 let done = match name {
                     "claim" => format!("Ticket #{ticket} is yours: write in its thread to answer the customer."),
                     "release" => format!("Ticket #{ticket} is back in the queue."),
+                    "block" => format!("The customer of ticket #{ticket} is blocked: their messages are kept but not answered."),
+                    "unblock" => format!("The customer of ticket #{ticket} is unblocked."),
                     _ => format!("Ticket #{ticket} is closed; the customer is back with the bot."),
                 };
                 self.respond(cmd, done, true);

@@ -152,7 +152,7 @@ impl Harness {
         let f = h.fake.clone();
         fake::eventually("the gateway session and the slash commands", TIMEOUT, || {
             let g = f.gateway_stats();
-            (g.live && g.identifies > identifies && f.commands().len() == 5).then_some(())
+            (g.live && g.identifies > identifies && f.commands().len() == switchboard_discord::bot::commands().len()).then_some(())
         })
         .await;
         h

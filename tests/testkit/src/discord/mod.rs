@@ -276,6 +276,10 @@ struct Inner {
     buckets: HashMap<u64, (Instant, u32)>,
     rest_stats: RestStats,
     unknown_routes: Vec<String>,
+    /// Messages the bot deleted, as `(channel, message)`.
+    deleted: Vec<(u64, u64)>,
+    /// Channels where the bot lacks Manage Messages (a delete there is refused with 403).
+    no_manage_messages: HashSet<u64>,
     gateway: Gateway,
 }
 
@@ -562,6 +566,17 @@ impl FakeDiscord {
         let mut s = self.state.lock();
         s.failures.extend(std::iter::repeat_n(None, ok));
         s.failures.extend(failures.iter().copied().map(Some));
+    }
+
+    /// Messages the bot deleted, as `(channel, message)`, in order.
+    pub fn deleted_messages(&self) -> Vec<(u64, u64)> {
+        self.state.lock().deleted.clone()
+    }
+
+    /// Takes Manage Messages from the bot in `channel`: deleting others' messages there is
+    /// refused with 403 Missing Permissions, as Discord refuses it.
+    pub fn deny_manage_messages(&self, channel: u64) {
+        self.state.lock().no_manage_messages.insert(channel);
     }
 
     /// REST routes the bot called that the fake does not know (for debugging a test).

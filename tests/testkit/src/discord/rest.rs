@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, Request, State as AxState};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use serde_json::{Value, json};
 
 use super::{APPLICATION_ID, BOT_ID, ChannelKind, Failure, FakeChannel, Inner, NONCE_WINDOW, Posted, State, TOKEN, json as j};
@@ -34,6 +34,7 @@ pub(super) fn router(state: Arc<State>) -> Router {
         .route("/api/v10/users/@me/channels", post(create_dm))
         .route("/api/v10/channels/{id}", get(get_channel).patch(edit_channel))
         .route("/api/v10/channels/{id}/messages", get(list_messages).post(create_message))
+        .route("/api/v10/channels/{id}/messages/{message}", delete(delete_message))
         .route("/api/v10/channels/{id}/threads", post(create_thread))
         .route("/api/v10/guilds/{guild}/members/{user}", get(get_member))
         .route("/api/v10/interactions/{id}/{token}/callback", post(interaction_callback))
@@ -374,6 +375,27 @@ async fn get_member(AxState(s): S, Path((guild, user)): Path<(String, String)>) 
 /// `GET /channels/{id}/messages?after=…&limit=…` (or `before=…`): as Discord answers it, the
 /// `limit` (default 50, at most 100) messages nearest the given id on that side, newest first,
 /// without the `guild_id` and `member` that only gateway events carry.
+/// `DELETE /channels/{id}/messages/{message}`: 204, or 403 where the bot lacks Manage Messages,
+/// or 404 for a message that is not there.
+async fn delete_message(AxState(s): S, Path((id, message)): Path<(String, String)>) -> Response {
+    let (Ok(channel), Ok(message)) = (id.parse::<u64>(), message.parse::<u64>()) else {
+        return unknown_channel();
+    };
+    let mut st = s.lock();
+    if !st.channels.contains_key(&channel) {
+        return unknown_channel();
+    }
+    if st.no_manage_messages.contains(&channel) {
+        return error(StatusCode::FORBIDDEN, 50013, "Missing Permissions");
+    }
+    if st.deleted.contains(&(channel, message)) {
+        return error(StatusCode::NOT_FOUND, 10008, "Unknown Message");
+    }
+    st.deleted.push((channel, message));
+    st.sent_messages.remove(&message);
+    StatusCode::NO_CONTENT.into_response()
+}
+
 async fn list_messages(AxState(s): S, Path(id): Path<String>, Query(q): Query<std::collections::HashMap<String, String>>) -> Response {
     let Ok(channel) = id.parse::<u64>() else {
         return unknown_channel();
