@@ -389,10 +389,17 @@ impl Engine {
             }
             commit.outcome = Some(crate::types::Outcome { intent: handled.intent.clone(), action: handled.action.as_str().to_string() });
             let opened = commit.open_ticket.as_ref().map(|t| t.reason.clone());
+            let rated = commit.ticket_events.iter().find_map(|(_, e)| match e {
+                TicketEventKind::Rated { score, .. } => Some(*score),
+                _ => None,
+            });
             match self.store.commit(self.split_commit(commit)).await {
                 Ok(done) => {
                     self.wake.notify_one();
                     crate::metrics::handoff(&brain.pack, &inbound.channel, opened.as_ref());
+                    if let Some(score) = rated {
+                        crate::metrics::rated(&inbound.channel, score);
+                    }
                     let ticket_id = match handled.action {
                         Action::Handoff | Action::Silent | Action::Waiting => done.ticket_id,
                         // Cut while a person owns the conversation: still that ticket's message.

@@ -29,6 +29,8 @@ pub const REPLIES_OUT: &str = "switchboard_replies_out_total";
 pub const OUTCOMES: &str = "switchboard_outcomes_total";
 /// Tickets opened; labels `channel`, `reason`, `intent`.
 pub const HANDOFFS: &str = "switchboard_handoffs_total";
+/// Customers' ratings of the help after a ticket closed; labels `channel`, `score` (`1`–`5`).
+pub const RATINGS: &str = "switchboard_ratings_total";
 /// Tickets waiting in the queue; labels `priority`.
 pub const QUEUE_LENGTH: &str = "switchboard_queue_length";
 /// How long the oldest ticket in the queue has waited.
@@ -132,6 +134,14 @@ pub const ALL: &[Metric] = &[
         unit: Unit::Count,
     },
     Metric {
+        name: RATINGS,
+        kind: Kind::Counter,
+        labels: &["channel", "score"],
+        help: "Customers' ratings of the help after a ticket closed, by channel and score (1 poor to 5 excellent).",
+        buckets: &[],
+        unit: Unit::Count,
+    },
+    Metric {
         name: QUEUE_LENGTH,
         kind: Kind::Gauge,
         labels: &["priority"],
@@ -190,8 +200,8 @@ pub const ALL: &[Metric] = &[
     Metric {
         name: OUTBOX_PENDING,
         kind: Kind::Gauge,
-        labels: &[],
-        help: "Outbox items not delivered yet, in every instance sharing the database (read every few seconds).",
+        labels: &["target"],
+        help: "Outbox items not delivered yet, by target, in every instance sharing the database (read every few seconds).",
         buckets: &[],
         unit: Unit::Count,
     },
@@ -262,6 +272,7 @@ pub(crate) fn target_added(target: &str) {
     for name in [OUTBOX_DELIVERED, OUTBOX_RETRIED, OUTBOX_FAILED] {
         counter!(name, "target" => target.to_string()).increment(0);
     }
+    gauge!(OUTBOX_PENDING, "target" => target.to_string()).set(0.0);
 }
 
 /// How often [`Gauges::refresh`] reads the store.
@@ -383,6 +394,13 @@ pub(crate) fn engine_error(op: &'static str, e: &EngineError) {
     }
 }
 
+/// A rating committed on a ticket of `channel`.
+pub(crate) fn rated(channel: &str, score: u8) {
+    const SCORES: [&str; 5] = ["1", "2", "3", "4", "5"];
+    let Some(score) = SCORES.get(usize::from(score).wrapping_sub(1)) else { return };
+    counter!(RATINGS, "channel" => channel.to_string(), "score" => *score).increment(1);
+}
+
 /// A pack reload tried: swapped in (`ok`) or refused.
 pub(crate) fn pack_reload(ok: bool) {
     counter!(PACK_RELOADS, "result" => if ok { "ok" } else { "refused" }).increment(1);
@@ -393,6 +411,8 @@ pub(crate) fn pack_reload(ok: bool) {
 #[derive(Debug, Default)]
 pub(crate) struct Gauges {
     next: Option<tokio::time::Instant>,
+    /// Targets with items pending at the last reading, set back to 0 when they drain.
+    pending: std::collections::BTreeSet<String>,
 }
 
 impl Gauges {
@@ -403,7 +423,7 @@ impl Gauges {
             return;
         }
         self.next = Some(now + GAUGES_EVERY);
-        if let Err(e) = set_gauges(store, now_ms()).await {
+        if let Err(e) = set_gauges(store, now_ms(), &mut self.pending).await {
             tracing::debug!(error = %e, "cannot read the queue and outbox for the metrics");
             store_error("gauges", &e);
         }
@@ -413,14 +433,20 @@ impl Gauges {
 /// The priorities' label values, indexed by `Priority as usize`.
 const PRIORITIES: [&str; 4] = ["low", "normal", "high", "urgent"];
 
-async fn set_gauges(store: &dyn Store, now: Millis) -> Result<(), StoreError> {
+async fn set_gauges(store: &dyn Store, now: Millis, seen: &mut std::collections::BTreeSet<String>) -> Result<(), StoreError> {
     let counts = store.queue_counts().await?;
     let backlog = store.backlog().await?;
     for (priority, n) in PRIORITIES.iter().zip(counts) {
         gauge!(QUEUE_LENGTH, "priority" => *priority).set(n as f64);
     }
     gauge!(QUEUE_OLDEST_WAIT).set(backlog.oldest_queued_at.map_or(0.0, |at| seconds_between(at, now)));
-    gauge!(OUTBOX_PENDING).set(backlog.outbox_pending as f64);
+    for gone in seen.iter().filter(|t| !backlog.outbox_pending.contains_key(*t)) {
+        gauge!(OUTBOX_PENDING, "target" => gone.clone()).set(0.0);
+    }
+    for (target, n) in &backlog.outbox_pending {
+        gauge!(OUTBOX_PENDING, "target" => target.clone()).set(*n as f64);
+    }
+    *seen = backlog.outbox_pending.into_keys().collect();
     Ok(())
 }
 
@@ -566,13 +592,19 @@ mod tests {
         let queued: f64 = PRIORITIES.iter().map(|p| gauge_value(&v, QUEUE_LENGTH, &[&format!("priority={p}")])).sum();
         assert_eq!(queued, 1.0, "one ticket waits ({normal} or another priority)");
         assert!(gauge_value(&v, QUEUE_OLDEST_WAIT, &[]) >= 120.0, "it has waited since its message's time");
-        assert!(gauge_value(&v, OUTBOX_PENDING, &[]) >= bot_replies as f64);
+        assert_eq!(gauge_value(&v, OUTBOX_PENDING, &["target=web"]), bot_replies as f64);
+        assert_eq!(gauge_value(&v, OUTBOX_PENDING, &["target=desk:staff"]), 1.0, "the ticket's opening");
 
-        // Delivered: every item, counted per target.
+        // Delivered: every item, counted per target; the pending gauges go back to zero.
         engine.flush().await.unwrap();
         let v = values(&snap);
         assert_eq!(count(&v, OUTBOX_DELIVERED, &["target=web"]), bot_replies);
         assert_eq!(count(&v, OUTBOX_DELIVERED, &["target=desk:staff"]), 1, "the ticket's opening");
+        gauges.next = None;
+        gauges.refresh(&**engine.store()).await;
+        let v = values(&snap);
+        assert_eq!(gauge_value(&v, OUTBOX_PENDING, &["target=web"]), 0.0);
+        assert_eq!(gauge_value(&v, OUTBOX_PENDING, &["target=desk:staff"]), 0.0);
 
         // An agent answers twice, then closes: the first reply only is timed.
         let alice = Actor::new("desk:alice", "Alice");
@@ -586,6 +618,12 @@ mod tests {
         assert!(first.len() == 1 && (120.0..600.0).contains(&first[0]), "{first:?}");
         let closed = observations(&v, TIME_TO_CLOSE, &["channel=web"]);
         assert!(closed.len() == 1 && closed[0] >= first[0], "{closed:?}");
+
+        // The customer rates the help: counted by channel and score.
+        assert_eq!(engine.handle(message("mei", 5, "4")).await.unwrap().action, Action::Rated);
+        let v = values(&snap);
+        assert_eq!(count(&v, RATINGS, &["channel=web", "score=4"]), 1);
+        assert_eq!(count(&v, OUTCOMES, &["channel=web", "intent=none", "outcome=rated"]), 1);
 
         // A blocked customer's message is an outcome too.
         let block = AgentCommand::Block { ticket, duration: None, reason: String::new() };

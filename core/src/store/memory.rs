@@ -204,7 +204,11 @@ impl Store for MemoryStore {
     async fn backlog(&self) -> Result<super::Backlog, StoreError> {
         let g = self.lock();
         let oldest_queued_at = g.tickets.values().filter(|t| t.status == TicketStatus::Queued).map(|t| t.created_at).min();
-        Ok(super::Backlog { oldest_queued_at, outbox_pending: g.outbox.values().filter(|(_, failed)| !failed).count() as u64 })
+        let mut outbox_pending = std::collections::BTreeMap::new();
+        for (item, _) in g.outbox.values().filter(|(_, failed)| !failed) {
+            *outbox_pending.entry(item.item.target()).or_insert(0) += 1;
+        }
+        Ok(super::Backlog { oldest_queued_at, outbox_pending })
     }
 
     async fn queue_position(&self, ticket_id: i64) -> Result<Option<usize>, StoreError> {

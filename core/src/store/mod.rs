@@ -142,12 +142,13 @@ pub struct Committed {
 }
 
 /// What waits, for the metrics' gauges ([`Store::backlog`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Backlog {
     /// When the oldest ticket still waiting in the queue was opened (`None`: the queue is empty).
     pub oldest_queued_at: Option<Millis>,
-    /// Outbox items not delivered yet (pending, including leased; not those given up on).
-    pub outbox_pending: u64,
+    /// Outbox items not delivered yet (pending, including leased; not those given up on), by
+    /// target (a channel, or `desk:<name>`); targets with none are left out.
+    pub outbox_pending: std::collections::BTreeMap<String, u64>,
 }
 
 /// What erasing a customer's data removed (`switchboard forget`).
@@ -195,7 +196,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// counted, not read (the metrics' gauges read it every few seconds).
     async fn backlog(&self) -> Result<Backlog, StoreError> {
         let oldest_queued_at = self.tickets(&[TicketStatus::Queued]).await?.iter().map(|t| t.created_at).min();
-        Ok(Backlog { oldest_queued_at, outbox_pending: self.outbox_pending().await?.len() as u64 })
+        let mut outbox_pending = std::collections::BTreeMap::new();
+        for item in self.outbox_pending().await? {
+            *outbox_pending.entry(item.item.target()).or_insert(0) += 1;
+        }
+        Ok(Backlog { oldest_queued_at, outbox_pending })
     }
     /// Deletes up to `limit` transcript lines written before `before`, oldest first; how many.
     async fn prune_transcript(&self, before: Millis, limit: usize) -> Result<u64, StoreError>;

@@ -652,8 +652,14 @@ impl Store for SqlStore {
         // Both counted on their indexes (`tickets_queue`, `outbox_due`), whatever waits.
         let oldest_queued_at: Option<i64> =
             sqlx::query_scalar("SELECT MIN(created_at) FROM tickets WHERE status = 'queued'").fetch_one(&self.pool).await?;
-        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").fetch_one(&self.pool).await?;
-        Ok(super::Backlog { oldest_queued_at, outbox_pending: u64::try_from(pending).unwrap_or(0) })
+        let rows =
+            sqlx::query("SELECT target, COUNT(*) AS n FROM outbox WHERE status = 'pending' GROUP BY target").fetch_all(&self.pool).await?;
+        let mut outbox_pending = std::collections::BTreeMap::new();
+        for row in rows {
+            let (target, n): (String, i64) = (row.try_get("target")?, row.try_get("n")?);
+            outbox_pending.insert(target, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(super::Backlog { oldest_queued_at, outbox_pending })
     }
 
     async fn queue_position(&self, ticket_id: i64) -> Result<Option<usize>, StoreError> {
