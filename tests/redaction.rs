@@ -11,7 +11,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::Arc;
 
 use support::{Harness, copy_pack, okpay};
@@ -179,21 +179,12 @@ fn switchboard(args: &[&str], input: &str) -> Output {
 
 /// The binary, with `pack` as the configured pack (`SWITCHBOARD_PACK`) when given.
 fn switchboard_with_pack(args: &[&str], input: &str, pack: Option<&str>) -> Output {
-    use std::io::Write;
     let data = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
-    command
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("SWITCHBOARD_DATA_DIR", data.path())
-        .env_remove("SWITCHBOARD_DATABASE_URL");
-    match pack {
-        Some(p) => command.env("SWITCHBOARD_PACK", p),
-        None => command.env_remove("SWITCHBOARD_PACK"),
-    };
-    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    let mut command = support::cli::command(data.path());
+    if let Some(p) = pack {
+        command.env("SWITCHBOARD_PACK", p);
+    }
+    support::cli::run(command.args(args), input)
 }
 
 fn pack_with_redact(to: &Path, patterns: &str) -> String {
