@@ -259,22 +259,18 @@ mod tests {
         assert_eq!(parts.concat(), long);
     }
 
-    #[test]
-    fn text_within_the_exported_limits_is_one_message() {
+    /// A ticket of a Discord customer named `name`, for rendering.
+    fn view(id: i64, name: &str, status: switchboard_core::types::TicketStatus) -> TicketView {
         use switchboard_core::Lang;
-        use switchboard_core::types::{ConversationKey, Ticket, TicketStatus};
-        // The worst case: every character of a 100-character name and of the text escaped.
-        let name = "*".repeat(150);
-        let text = "_".repeat(crate::DESK_TEXT_LIMIT.max / 2);
-        assert_eq!((crate::DESK_TEXT_LIMIT.measure)(&text), crate::DESK_TEXT_LIMIT.max);
+        use switchboard_core::types::{ConversationKey, Ticket};
         let ticket = Ticket {
-            id: 1,
+            id,
             key: ConversationKey { channel: "discord".into(), chat: "1".into() },
             conversation_id: 1,
             customer_id: "1".into(),
-            customer_name: name.clone(),
+            customer_name: name.into(),
             lang: Lang::En,
-            status: TicketStatus::Queued,
+            status,
             priority: Priority::Normal,
             reason: HandoffReason::CustomerRequest,
             fields: Vec::new(),
@@ -282,7 +278,17 @@ mod tests {
             created_at: 0,
             updated_at: 0,
         };
-        let view = TicketView { ticket, recent: Vec::new() };
+        TicketView { ticket, recent: Vec::new() }
+    }
+
+    #[test]
+    fn text_within_the_exported_limits_is_one_message() {
+        use switchboard_core::types::TicketStatus;
+        // The worst case: every character of a 100-character name and of the text escaped.
+        let name = "*".repeat(150);
+        let text = "_".repeat(crate::DESK_TEXT_LIMIT.max / 2);
+        assert_eq!((crate::DESK_TEXT_LIMIT.measure)(&text), crate::DESK_TEXT_LIMIT.max);
+        let view = view(1, &name, TicketStatus::Queued);
         let notices = [
             DeskNotice::CustomerMessage { text: text.clone() },
             DeskNotice::AgentReply { agent: name.clone(), text: text.clone() },
@@ -300,24 +306,7 @@ mod tests {
 
     #[test]
     fn a_rating_shows_its_score_and_escaped_comment() {
-        use switchboard_core::Lang;
-        use switchboard_core::types::{ConversationKey, Ticket, TicketStatus};
-        let ticket = Ticket {
-            id: 3,
-            key: ConversationKey { channel: "discord".into(), chat: "1".into() },
-            conversation_id: 1,
-            customer_id: "1".into(),
-            customer_name: "Mei".into(),
-            lang: Lang::En,
-            status: TicketStatus::Closed,
-            priority: Priority::Normal,
-            reason: HandoffReason::CustomerRequest,
-            fields: Vec::new(),
-            agent: None,
-            created_at: 0,
-            updated_at: 0,
-        };
-        let view = TicketView { ticket, recent: Vec::new() };
+        let view = view(3, "Mei", switchboard_core::types::TicketStatus::Closed);
         let rated = DeskNotice::Rated { score: 5, comment: Some("**great** @everyone".into()) };
         assert_eq!(notice_pieces(&view, &rated).unwrap(), ["⭐ The customer rated the help **5/5**: \\*\\*great\\*\\* \\@everyone"]);
         let bare = DeskNotice::Rated { score: 1, comment: None };
