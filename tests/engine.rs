@@ -459,6 +459,36 @@ async fn handled_ids_are_remembered_for_the_retention_period_then_forgotten() {
     assert_ne!(h.engine.handle(old).await.unwrap().action, Action::Duplicate, "the old id was forgotten");
 }
 
+/// Housekeeping applies `[retention]`: transcript lines past it go, in batches; tickets closed
+/// longer ago lose their texts; what is recent stays.
+#[tokio::test]
+async fn housekeeping_deletes_old_transcripts_and_erases_old_closed_tickets() {
+    let day = std::time::Duration::from_secs(86_400);
+    let retention = switchboard_core::engine::Retention { transcript: Some(day), closed_tickets: Some(std::time::Duration::ZERO) };
+    let config = EngineConfig { retention, ..support::config() };
+    let h = Harness::with_config(Arc::new(MemoryStore::new()), Arc::new(switchboard_core::engine::Brain::new(okpay())), config);
+    // The harness dates its messages in 2023; this one is written now.
+    assert_eq!(h.say("old", "my account is locked").await.action, Action::Answer);
+    let mut recent = h.inbound("new", Content::Text("my transfer failed".into()));
+    recent.at = switchboard_core::types::now_ms();
+    assert_eq!(h.engine.handle(recent).await.unwrap().action, Action::Answer);
+    let tid = h.say("t", "转人工").await.ticket_id.unwrap();
+    h.engine.agent(&alice(), AgentCommand::Reply(tid, "Hello, I am on it".into())).await.unwrap();
+    h.engine.agent(&alice(), AgentCommand::Close(tid)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+
+    let done = h.engine.housekeep().await.unwrap();
+    assert_eq!(done.erased_tickets, 1, "{done:?}");
+    assert!(done.transcript_lines >= 2, "the old question and its answer: {done:?}");
+    let (old, new) = (h.conversation("old").await, h.conversation("new").await);
+    assert!(h.engine.store().transcript(old.id, 100).await.unwrap().is_empty());
+    assert_eq!(h.engine.store().transcript(new.id, 100).await.unwrap().len(), 2, "written now: kept");
+    let events = h.engine.store().ticket_events(tid).await.unwrap();
+    assert!(!events.iter().any(|e| format!("{:?}", e.kind).contains("Hello, I am on it")), "{events:?}");
+    let again = h.engine.housekeep().await.unwrap();
+    assert_eq!((again.transcript_lines, again.erased_tickets), (0, 0), "each once");
+}
+
 #[tokio::test]
 async fn a_duplicate_delivery_is_answered_once() {
     let h = memory();

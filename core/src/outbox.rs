@@ -33,6 +33,25 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 const RETENTION_BATCH: usize = 1000;
 const RETENTION_BATCHES: usize = 500;
 
+/// Runs `batch(size)` until it does less than `size` (or [`RETENTION_BATCHES`] times), yielding
+/// between batches; how many it did in all.
+async fn in_batches<F, Fut>(size: usize, mut batch: F) -> Result<u64, StoreError>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, StoreError>>,
+{
+    let mut total = 0;
+    for _ in 0..RETENTION_BATCHES {
+        let n = batch(size).await?;
+        total += n;
+        if n < size as u64 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(total)
+}
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
@@ -329,25 +348,11 @@ impl Engine {
         let retention = self.config().retention;
         let mut transcript_lines = 0;
         if let Some(keep) = retention.transcript {
-            for _ in 0..RETENTION_BATCHES {
-                let n = self.store().prune_transcript(cutoff(keep), RETENTION_BATCH).await?;
-                transcript_lines += n;
-                if n < RETENTION_BATCH as u64 {
-                    break;
-                }
-                tokio::task::yield_now().await;
-            }
+            transcript_lines = in_batches(RETENTION_BATCH, |n| self.store().prune_transcript(cutoff(keep), n)).await?;
         }
         let mut erased_tickets = 0;
         if let Some(keep) = retention.closed_tickets {
-            for _ in 0..RETENTION_BATCHES {
-                let n = self.store().erase_closed_tickets(cutoff(keep), RETENTION_BATCH / 10, "retention").await?;
-                erased_tickets += n;
-                if n < (RETENTION_BATCH / 10) as u64 {
-                    break;
-                }
-                tokio::task::yield_now().await;
-            }
+            erased_tickets = in_batches(RETENTION_BATCH / 10, |n| self.store().erase_closed_tickets(cutoff(keep), n, "retention")).await?;
         }
         self.flood.forget_idle();
         // Delivered items leave free pages behind (SQLite): give up to ~40 MB of them back.
