@@ -5,6 +5,7 @@ pub mod desk;
 pub mod eval;
 pub mod forget;
 pub mod intents;
+pub mod period;
 pub mod redact;
 pub mod report;
 pub mod run;

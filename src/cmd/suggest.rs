@@ -20,7 +20,7 @@ use crate::config::{Config, load_pack};
 #[derive(Debug, Clone, clap::Args)]
 pub struct SuggestArgs {
     /// The period to read, back from now: `30d`, `12h`, `2w`.
-    #[arg(long, default_value = "30d", value_name = "PERIOD", value_parser = period)]
+    #[arg(long, default_value = "30d", value_name = "PERIOD", value_parser = crate::cmd::period::period)]
     pub since: Duration,
     /// The smallest group shown, in messages; smaller groups are left out as noise.
     #[arg(long, default_value = "3", value_name = "N", value_parser = min_size)]
@@ -37,15 +37,6 @@ pub struct SuggestArgs {
     /// The pack folder (default: the configured pack).
     #[arg(long, value_name = "DIR")]
     pub pack: Option<PathBuf>,
-}
-
-/// Reads `--since`: a positive duration.
-fn period(text: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(text.trim()).map_err(|e| format!("not a duration ({e}); write it as 30d, 12h or 2w"))?;
-    if d.is_zero() {
-        return Err("an empty period; give a duration such as 30d".into());
-    }
-    Ok(d)
 }
 
 /// Reads `--min-size`: at least 1.
@@ -67,10 +58,12 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 
 pub async fn run(config: &Config, args: &SuggestArgs) -> anyhow::Result<ExitCode> {
     let now = now_ms();
-    let back = i64::try_from(args.since.as_millis()).ok().filter(|ms| *ms <= now);
-    let Some(back) = back else {
-        eprintln!("error: --since {} reaches back before 1970", humantime::format_duration(args.since));
-        return Ok(ExitCode::from(2));
+    let start = match crate::cmd::period::start(args.since, now) {
+        Ok(start) => start,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
     };
     let pack_dir = args.pack.clone().unwrap_or_else(|| config.pack.clone());
     if let Some(dir) = &args.write
@@ -88,7 +81,7 @@ pub async fn run(config: &Config, args: &SuggestArgs) -> anyhow::Result<ExitCode
     let known = Known::from_pack(&pack, &matcher);
     let settings = Settings { min_size: args.min_size, ..Settings::default() };
     let store = config.open_store().await?;
-    let found = suggest::from_store(&*store, now - back, now + 1, &known, &settings).await?;
+    let found = suggest::from_store(&*store, start, now + 1, &known, &settings).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&found)?);
     } else {
@@ -164,12 +157,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn since_and_min_size_are_read_or_refused() {
-        assert_eq!(period("30d"), Ok(Duration::from_secs(30 * 86_400)));
-        assert_eq!(period("12h"), Ok(Duration::from_secs(12 * 3600)));
-        assert_eq!(period("2w"), Ok(Duration::from_secs(14 * 86_400)));
-        assert!(period("soon").unwrap_err().contains("30d, 12h or 2w"));
-        assert!(period("0s").unwrap_err().contains("empty period"));
+    fn min_size_is_read_or_refused() {
         assert_eq!(min_size("3"), Ok(3));
         assert!(min_size("0").unwrap_err().contains("at least 1"));
         assert!(min_size("-1").unwrap_err().contains("whole number"));
