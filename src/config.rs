@@ -46,6 +46,9 @@ pub struct Config {
     /// Discord settings (the token comes from `DISCORD_TOKEN`).
     #[serde(default)]
     pub discord: toml::Table,
+    /// The website channel: the chat widget and the agents' console (served with `http_listen`).
+    #[serde(default)]
+    pub web: toml::Table,
     /// The HTTP server (health check, Telegram webhook), e.g. `"0.0.0.0:8080"`; none by default.
     pub http_listen: Option<std::net::SocketAddr>,
     /// A customer writing while their ticket waits in the queue is told their place again at most
@@ -230,7 +233,7 @@ impl Config {
             }
             None => fig = fig.merge(Toml::file("switchboard.toml")),
         }
-        fig = fig.merge(Env::prefixed("SWITCHBOARD_").ignore(&["config", "log"]).split("__"));
+        fig = fig.merge(Env::prefixed("SWITCHBOARD_").ignore(&["config", "log", "web_secret"]).split("__"));
         let config: Config = fig.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         for (key, value) in [
             ("retention.transcript_days", config.retention.transcript_days),
@@ -251,6 +254,12 @@ impl Config {
     /// The engine settings. Agent desks are deployed where configured: Telegram when
     /// `telegram.staff_chat_id` is set, Discord when `discord.staff_channel_id` is set; the
     /// Discord staff role (`discord.staff_role_id`) joins the allowlist.
+    /// Whether `run` serves the web chat and console: with `http_listen`, unless `web.enabled` is
+    /// false.
+    pub fn web_enabled(&self) -> bool {
+        self.http_listen.is_some() && self.web.get("enabled").and_then(toml::Value::as_bool).unwrap_or(true)
+    }
+
     pub fn engine(&self) -> EngineConfig {
         let mut desks = Vec::new();
         if self.telegram.contains_key("staff_chat_id") {
@@ -258,6 +267,9 @@ impl Config {
         }
         if self.discord.contains_key("staff_channel_id") {
             desks.push("discord".to_string());
+        }
+        if self.web_enabled() {
+            desks.push(switchboard_web::DESK.to_string());
         }
         let mut agents = self.agents.allow.clone();
         // Read as the adapter reads it (a number, or a string with spaces around it), so that the

@@ -44,6 +44,9 @@ enum Command {
     Forget(cmd::forget::ForgetArgs),
     /// What the bot did over a period: containment, handoffs, agent times, intents, satisfaction.
     Report(cmd::report::ReportArgs),
+    /// Read a web console password on standard input and print its hash, for `password_hash` in
+    /// `[[web.accounts]]`.
+    ConsolePassword,
 }
 
 fn init_logging(default: &str) {
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
             Command::Redact(args) => cmd::redact::run(load()?, &args),
             Command::Forget(args) => cmd::forget::run(load()?, &args).await,
             Command::Report(args) => cmd::report::run(load()?, &args).await,
+            Command::ConsolePassword => cmd::console_password::run(),
             Command::Eval(args) => {
                 let cfg = load()?;
                 cmd::eval::run(&args, cfg.matching).map(|()| ExitCode::SUCCESS)

@@ -113,3 +113,105 @@ async fn a_telegram_customer_is_answered_from_a_discord_thread() {
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }
 }
+
+/// A web chat customer's ticket worked in a Discord thread: the web channel shows the agent's
+/// reply live on the customer's socket, and the close hands them back to the bot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_customer_is_answered_from_a_discord_thread() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (stop, stop_rx) = watch::channel(false);
+    let discord_fake = FakeDiscord::bind(stopped(&stop_rx)).await.expect("the fake Discord");
+    discord_fake.add_text_channel(STAFF_CHANNEL, "staff");
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let pack = Pack::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("intents/okpay")).expect("the pack");
+    let config = EngineConfig {
+        agents: vec![format!("discord-role:{STAFF_ROLE}")],
+        desks: vec!["discord".into()],
+        retry: RetryPolicy { base: Duration::from_millis(20), max: Duration::from_millis(200), max_attempts: 20 },
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(store, pack, config);
+    let web = switchboard_web::Web::start(
+        engine.clone(),
+        switchboard_web::WebConfig::default(),
+        Some("cross-channel secret, 32+ chars long"),
+        stop_rx.clone(),
+    )
+    .await
+    .expect("the web channel");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = web.router();
+    let serving = stopped(&stop_rx);
+    let mut tasks = vec![
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).with_graceful_shutdown(serving).await;
+        }),
+        tokio::spawn(Arc::clone(&engine).run_outbox(Duration::from_millis(25), stopped(&stop_rx))),
+    ];
+    let dc_config = DiscordConfig {
+        staff_channel_id: Some(STAFF_CHANNEL),
+        staff_role_id: Some(STAFF_ROLE),
+        support_channel_ids: Vec::new(),
+        staff_guild_id: None,
+        api_url: Some(discord_fake.url()),
+    };
+    let discord = Discord::connect(engine.clone(), dfake::TOKEN, dc_config).await.expect("Discord connects");
+    tasks.extend(discord.spawn(stopped(&stop_rx)).expect("the Discord tasks"));
+    let df = discord_fake.clone();
+    dfake::eventually("Discord ready", TIMEOUT, || {
+        (df.gateway_stats().live && df.commands().len() == switchboard_discord::bot::commands().len()).then_some(())
+    })
+    .await;
+
+    // The customer asks for a person in the web chat.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/chat/ws")).await.expect("the chat socket");
+    let frame = |v: serde_json::Value| Message::Text(v.to_string().into());
+    ws.send(frame(json!({"type": "hello", "token": null, "after": 0, "lang": "en-GB"}))).await.unwrap();
+    ws.send(frame(json!({"type": "send", "id": "w1", "text": "I want to talk to a human"}))).await.unwrap();
+    let thread = dfake::eventually("the ticket thread on Discord", TIMEOUT, || df.threads().first().cloned()).await;
+    let summary = dfake::eventually("the summary", TIMEOUT, || df.posts(thread.id).first().cloned()).await;
+    let channel_field = summary.embeds[0]["fields"].as_array().unwrap().iter().find(|f| f["name"] == "Channel").unwrap()["value"].clone();
+    assert_eq!(channel_field, json!("web"));
+
+    // A Discord agent answers in the thread; the web page gets it without asking; closing
+    // returns the customer to the bot.
+    let alice = dfake::FakeUser::new(451, "alice").with_role(STAFF_ROLE);
+    discord_fake.say(thread.id, &alice, "Hello from Discord, I am on it.");
+    let mut seen = Vec::new();
+    let mut wait_for = async |want: &str, seen: &mut Vec<(String, String)>| {
+        tokio::time::timeout(TIMEOUT, async {
+            while let Some(Ok(m)) = ws.next().await {
+                if let Message::Text(t) = m {
+                    let f: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                    if f["type"] == "line" {
+                        let line = (f["from"].as_str().unwrap().to_string(), f["text"].as_str().unwrap().to_string());
+                        seen.push(line.clone());
+                        if line.1.contains(want) {
+                            return line;
+                        }
+                    }
+                }
+            }
+            panic!("the socket closed");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{want:?} within {TIMEOUT:?}: saw {seen:?}"))
+    };
+    let reply = wait_for("Hello from Discord", &mut seen).await;
+    assert_eq!(reply.0, "agent");
+    let close = discord_fake.slash(thread.id, &alice, "close", &[]);
+    dfake::eventually("the close answered", TIMEOUT, || df.response(close)).await;
+    let back = wait_for("back with", &mut seen).await;
+    assert_eq!(back.0, "bot", "{seen:?}");
+    let tickets = engine.store().tickets(&[TicketStatus::Closed]).await.unwrap();
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(tickets[0].key.channel, "web");
+
+    let _ = stop.send(true);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
+}

@@ -9,8 +9,8 @@ use crate::hant::in_script;
 use crate::matcher::normalize::clean;
 use crate::store::Commit;
 use crate::types::{
-    Actor, Author, Conversation, DeskNotice, MAX_AGENT_CHARS, Outgoing, Owner, Reply, Ticket, TicketEvent, TicketEventKind, TicketStatus,
-    TranscriptEntry, now_ms,
+    Actor, Author, Conversation, DeskNotice, Line, MAX_AGENT_CHARS, Outgoing, Owner, Reply, Ticket, TicketEvent, TicketEventKind,
+    TicketStatus, TranscriptEntry, now_ms,
 };
 use crate::{EngineError, Lang, StoreError};
 
@@ -170,9 +170,13 @@ impl Engine {
             };
             let (commit, after) = self.plan_ticket_action(actor, ticket, conv, cmd, holder, block)?;
             let blocking = !commit.values.is_empty();
+            let lines = !commit.transcript.is_empty();
             match self.store.commit(self.split_commit(commit)).await {
-                Ok(_) => {
+                Ok(done) => {
                     self.wake.notify_one();
+                    if lines {
+                        self.wrote(done.conversation.id);
+                    }
                     if blocking {
                         // Holds in this process from the next message; other instances read it
                         // within `guard::BLOCKS_FRESH`.
@@ -228,7 +232,7 @@ impl Engine {
                 Lang::En => format!("{} from our support team has joined and will help you.", actor.name),
             };
             let joined = in_script(Reply::text(joined), lang, traditional);
-            commit.transcript.push((Author::Bot, joined.text.clone()));
+            commit.transcript.push(Line::bot(&joined));
             commit.outbox.push(Outgoing::Customer { key: ticket.key.clone(), reply: joined, ticket_id: Some(ticket.id) });
         };
         match cmd {
@@ -258,7 +262,7 @@ impl Engine {
                 }
                 let text = clean(text);
                 commit.events.push(TicketEventKind::AgentReply { agent: actor.id.clone(), text: text.clone() });
-                commit.transcript.push((Author::Agent(actor.id.clone()), text.clone()));
+                commit.transcript.push(Line::from((Author::Agent(actor.id.clone()), text.clone())));
                 commit.outbox.push(Outgoing::Customer {
                     key: ticket.key.clone(),
                     reply: Reply::text(text.clone()),
@@ -298,14 +302,14 @@ impl Engine {
                 conv_next.state = conv.state.restart();
                 commit.events.push(TicketEventKind::Closed { agent: actor.id.clone() });
                 let back = in_script(Reply::text(Phrase::BackToBot.text(lang)), lang, traditional);
-                commit.transcript.push((Author::Bot, back.text.clone()));
+                commit.transcript.push(Line::bot(&back));
                 commit.outbox.push(Outgoing::Customer { key: ticket.key.clone(), reply: back, ticket_id: Some(ticket.id) });
                 // How was the help? Asked once, with buttons 1 to 5; the dialogue takes the answer
                 // (or drops the question at anything else). Never of a customer who is blocked.
                 if current && self.config.satisfaction && !block.as_ref().is_some_and(|b| b.holds(at)) {
                     conv_next.state.pending = crate::dialogue::Pending::Rating { ticket: ticket.id, asked_at: at };
                     let ask = in_script(crate::dialogue::rating_prompt(lang), lang, traditional);
-                    commit.transcript.push((Author::Bot, ask.text.clone()));
+                    commit.transcript.push(Line::bot(&ask));
                     commit.outbox.push(Outgoing::Customer { key: ticket.key.clone(), reply: ask, ticket_id: Some(ticket.id) });
                 }
                 self.notify_desks(&mut commit, Some(ticket.id), DeskNotice::Closed { agent: actor.name.clone() }, Some(actor));

@@ -25,6 +25,15 @@ pub trait Channel: Send + Sync + std::fmt::Debug {
         let _ = nonce;
         self.send(chat, reply).await
     }
+    /// Whether this channel shows its customers the conversation's transcript itself (the web
+    /// chat reads the stored lines after the last one a page has, and is told of new ones by
+    /// [`crate::engine::Engine::transcript_updates`]). Replies to such a channel's customers are
+    /// then not queued in the outbox by this process: the transcript line written in the same
+    /// commit is their delivery. A process without the channel still queues them, and the
+    /// channel's [`Channel::send`] then only has to wake its pages.
+    fn shows_transcript(&self) -> bool {
+        false
+    }
 }
 
 /// The longest text one platform message may hold, as the platform measures it. Adapters export

@@ -18,8 +18,8 @@ use crate::matcher::{Matcher, Thresholds};
 use crate::pack::Pack;
 use crate::store::{Commit, NewConversation, Store};
 use crate::types::{
-    Actor, Author, Content, Conversation, DeskNotice, Inbound, MAX_MESSAGE_CHARS, Millis, Outgoing, Owner, Reply, Ticket, TicketEventKind,
-    TicketStatus, now_ms,
+    Actor, Author, Content, Conversation, DeskNotice, Inbound, Line, MAX_MESSAGE_CHARS, Millis, Outgoing, Owner, Reply, Ticket,
+    TicketEventKind, TicketStatus, now_ms,
 };
 use crate::{EngineError, Lang, StoreError};
 
@@ -233,6 +233,8 @@ pub struct Engine {
     pub(crate) flood: crate::guard::FloodGate,
     /// The blocks in force, as last read from the store.
     pub(crate) blocks: crate::guard::BlockCache,
+    /// Told the conversation id of every commit of this process that added transcript lines.
+    pub(crate) written: tokio::sync::broadcast::Sender<i64>,
 }
 
 impl Engine {
@@ -259,7 +261,22 @@ impl Engine {
             names: std::sync::Mutex::new(HashMap::new()),
             flood,
             blocks: crate::guard::BlockCache::default(),
+            written: tokio::sync::broadcast::channel(4096).0,
         })
+    }
+
+    /// The conversation ids whose transcript this process has just added to (a customer's
+    /// message, the bot's replies, an agent's reply), as they are committed. Pages that show a
+    /// transcript (the web chat) read the new lines then; a receiver that lags is told
+    /// ([`tokio::sync::broadcast::error::RecvError::Lagged`]) and should read everything it shows.
+    /// Other instances' lines are not here: read [`crate::store::Store::transcript_touched`].
+    pub fn transcript_updates(&self) -> tokio::sync::broadcast::Receiver<i64> {
+        self.written.subscribe()
+    }
+
+    /// Tells [`Engine::transcript_updates`] that `conversation` has new lines.
+    pub(crate) fn wrote(&self, conversation: i64) {
+        let _ = self.written.send(conversation);
     }
 
     /// The store.
@@ -382,7 +399,7 @@ impl Engine {
                     Some(false) => Phrase::SecretHiddenDeleteIt,
                 };
                 let notice = in_script(Reply::text(phrase.text(lang)), lang, traditional);
-                commit.transcript.insert(1.min(commit.transcript.len()), (Author::Bot, notice.text.clone()));
+                commit.transcript.insert(1.min(commit.transcript.len()), Line::bot(&notice));
                 let key = commit.conversation.key.clone();
                 commit.outbox.insert(0, Outgoing::Customer { key, reply: notice.clone(), ticket_id: None });
                 handled.replies.insert(0, notice);
@@ -393,9 +410,13 @@ impl Engine {
                 TicketEventKind::Rated { score, .. } => Some(*score),
                 _ => None,
             });
+            let lines = !commit.transcript.is_empty();
             match self.store.commit(self.split_commit(commit)).await {
                 Ok(done) => {
                     self.wake.notify_one();
+                    if lines {
+                        self.wrote(done.conversation.id);
+                    }
                     crate::metrics::handoff(&brain.pack, &inbound.channel, opened.as_ref());
                     if let Some(score) = rated {
                         crate::metrics::rated(&inbound.channel, score);
@@ -458,7 +479,7 @@ impl Engine {
             Content::Unsupported(kind) => format!("[{kind}]"),
             Content::Captioned { kind, .. } => format!("[{kind}] {}", text.unwrap_or_default()),
         };
-        commit.transcript.push((Author::Customer, stored.clone()));
+        commit.transcript.push(Line::from((Author::Customer, stored.clone())));
         // The language and (for Chinese) the script to answer in; the script is remembered even
         // while a person answers, for the bot's words when the ticket ends.
         let lang = dialogue::choose_lang(text, inbound.lang_hint.as_deref(), conv.lang);
@@ -472,7 +493,7 @@ impl Engine {
             let mut handled = Handled { action, intent: None, lang: conv.lang, replies: vec![], ticket_id: conv.ticket_id };
             if mute == Mute::Flood && conv.state.slowed_at.is_none() {
                 let reply = in_script(Reply::text(Phrase::SlowDown.text(lang)), lang, traditional);
-                commit.transcript.push((Author::Bot, reply.text.clone()));
+                commit.transcript.push(Line::bot(&reply));
                 commit.outbox.push(Outgoing::Customer { key: conv.key.clone(), reply: reply.clone(), ticket_id: None });
                 commit.conversation.state.slowed_at = Some(at);
                 handled.replies.push(reply);
@@ -499,7 +520,7 @@ impl Engine {
             // Cut: the customer is told, as outside a ticket.
             if too_long {
                 let reply = in_script(Reply::text(Phrase::TooLong.text(lang)), lang, traditional);
-                commit.transcript.push((Author::Bot, reply.text.clone()));
+                commit.transcript.push(Line::bot(&reply));
                 commit.outbox.push(Outgoing::Customer { key: conv.key.clone(), reply: reply.clone(), ticket_id: None });
                 handled = Handled { action: Action::TooLong, lang, replies: vec![reply], ..handled };
             }
@@ -515,7 +536,7 @@ impl Engine {
                     None => dialogue::still_queued_text(lang, position),
                 };
                 let reply = in_script(Reply::text(text), lang, traditional);
-                commit.transcript.push((Author::Bot, reply.text.clone()));
+                commit.transcript.push(Line::bot(&reply));
                 commit.outbox.push(Outgoing::Customer { key: conv.key.clone(), reply: reply.clone(), ticket_id: None });
                 commit.conversation.state.queue_told_at = Some(at);
                 handled.replies.push(reply);
@@ -576,7 +597,7 @@ impl Engine {
             commit.conversation.state.queue_told_at = Some(at);
         }
         for r in &step.replies {
-            commit.transcript.push((Author::Bot, r.text.clone()));
+            commit.transcript.push(Line::bot(r));
             commit.outbox.push(Outgoing::Customer { key: conv.key.clone(), reply: r.clone(), ticket_id: None });
         }
         if let Some(h) = &step.handoff {

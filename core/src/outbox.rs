@@ -109,7 +109,17 @@ impl Engine {
     }
 
     /// [`Engine::split_long`] applied to a commit's outbox.
+    /// Replies to a channel that shows its customers the transcript itself
+    /// ([`Channel::shows_transcript`](crate::channel::Channel::shows_transcript)) are not queued:
+    /// their transcript lines, in the same commit, are their delivery.
     pub(crate) fn split_commit(&self, mut commit: Commit) -> Commit {
+        {
+            let channels = self.channels.read().unwrap_or_else(|p| p.into_inner());
+            commit.outbox.retain(|item| match item {
+                Outgoing::Customer { key, .. } => !channels.get(&key.channel).is_some_and(|c| c.shows_transcript()),
+                Outgoing::Desk { .. } => true,
+            });
+        }
         commit.outbox = self.split_long(std::mem::take(&mut commit.outbox));
         commit
     }

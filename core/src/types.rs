@@ -393,6 +393,10 @@ pub enum Author {
 /// One customer-visible message, either direction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TranscriptEntry {
+    /// The line's id: increasing in the order lines were written, across all conversations
+    /// (a page that shows a conversation resumes after the last id it has). 0 before it is stored.
+    #[serde(default)]
+    pub id: i64,
     /// The conversation.
     pub conversation_id: i64,
     /// The ticket open when it was written, if any.
@@ -406,6 +410,34 @@ pub struct TranscriptEntry {
     /// For a customer's message: what the bot made of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// For a bot's reply: the quick-reply buttons it offered (a channel that shows the transcript
+    /// itself, such as the web chat, draws them again after a reload).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<Choice>,
+}
+
+/// A line a [`crate::store::Commit`] adds to the transcript.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    /// Who wrote it.
+    pub author: Author,
+    /// The text.
+    pub text: String,
+    /// The buttons a bot reply offered.
+    pub choices: Vec<Choice>,
+}
+
+impl Line {
+    /// A bot reply as the customer sees it: its text and buttons.
+    pub fn bot(reply: &Reply) -> Line {
+        Line { author: Author::Bot, text: reply.text.clone(), choices: reply.choices.clone() }
+    }
+}
+
+impl From<(Author, String)> for Line {
+    fn from((author, text): (Author, String)) -> Line {
+        Line { author, text, choices: Vec::new() }
+    }
 }
 
 /// What the bot made of a customer's message, kept on its transcript line for reports and

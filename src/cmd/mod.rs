@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod chat;
+pub mod console_password;
 pub mod desk;
 pub mod eval;
 pub mod forget;
@@ -11,4 +12,5 @@ pub mod report;
 pub mod run;
 pub mod run_discord;
 pub mod run_telegram;
+pub mod run_web;
 pub mod suggest;

@@ -39,6 +39,11 @@ impl Shutdown {
         (tx, Shutdown(rx))
     }
 
+    /// The signal as a watch receiver (`true` once shutdown is triggered).
+    pub fn receiver(&self) -> watch::Receiver<bool> {
+        self.0.clone()
+    }
+
     /// Waits until shutdown is triggered (or its sender is gone).
     pub async fn wait(mut self) {
         let _ = self.0.wait_for(|stop| *stop).await;
@@ -81,8 +86,9 @@ pub async fn run(config: Config, _args: RunArgs) -> anyhow::Result<ExitCode> {
     // (adapter start lines go here)
     tasks.extend(super::run_telegram::start(&engine, &config, &mut http, shutdown.clone()).await?);
     tasks.extend(super::run_discord::start(&engine, &config, shutdown.clone()).await?);
-    if tasks.len() == adapters_before {
-        tracing::warn!("no chat platform is configured: set TELEGRAM_BOT_TOKEN and/or DISCORD_TOKEN");
+    let web = super::run_web::start(&engine, &config, &mut http, shutdown.clone()).await?;
+    if tasks.len() == adapters_before && !web {
+        tracing::warn!("no chat platform is configured: set TELEGRAM_BOT_TOKEN and/or DISCORD_TOKEN, or http_listen for the web chat");
     } else if config.engine().desks.is_empty() {
         tracing::warn!(
             "no agent desk on a chat platform (telegram.staff_chat_id, discord.staff_channel_id): tickets can be worked only with `switchboard desk` on this database"

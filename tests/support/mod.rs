@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod browser;
 pub mod cli;
 
 use std::path::PathBuf;

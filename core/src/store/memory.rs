@@ -166,9 +166,19 @@ impl Store for MemoryStore {
             g.events.push(TicketEvent { ticket_id: tid, at: c.at, kind });
         }
         let mut outcome = c.outcome.clone();
-        for (author, text) in c.transcript.iter().cloned() {
-            let outcome = if author == crate::types::Author::Customer { outcome.take() } else { None };
-            g.transcript.push(TranscriptEntry { conversation_id: conv.id, ticket_id, author, text, at: c.at, outcome });
+        for line in c.transcript.iter().cloned() {
+            let outcome = if line.author == crate::types::Author::Customer { outcome.take() } else { None };
+            let id = g.id();
+            g.transcript.push(TranscriptEntry {
+                id,
+                conversation_id: conv.id,
+                ticket_id,
+                author: line.author,
+                text: line.text,
+                at: c.at,
+                outcome,
+                choices: line.choices,
+            });
         }
         for mut item in c.outbox.iter().cloned() {
             if let Outgoing::Desk { ticket_id: t @ None, .. } = &mut item {
@@ -244,6 +254,33 @@ impl Store for MemoryStore {
         let all: Vec<&TranscriptEntry> = g.transcript.iter().filter(|e| e.conversation_id == conversation_id).collect();
         let skip = all.len().saturating_sub(limit);
         Ok(all.into_iter().skip(skip).cloned().collect())
+    }
+
+    async fn transcript_after(&self, conversation_id: i64, after: i64, limit: usize) -> Result<Vec<TranscriptEntry>, StoreError> {
+        let g = self.lock();
+        Ok(g.transcript.iter().filter(|e| e.conversation_id == conversation_id && e.id > after).take(limit).cloned().collect())
+    }
+
+    async fn transcript_touched(&self, after: i64, limit: usize) -> Result<Vec<(i64, i64)>, StoreError> {
+        let g = self.lock();
+        let mut newest: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
+        for e in g.transcript.iter().filter(|e| e.id > after) {
+            let n = newest.entry(e.conversation_id).or_insert(e.id);
+            *n = (*n).max(e.id);
+        }
+        let mut v: Vec<(i64, i64)> = newest.into_iter().collect();
+        v.sort_by_key(|&(_, id)| id);
+        v.truncate(limit);
+        Ok(v)
+    }
+
+    async fn transcript_head(&self) -> Result<i64, StoreError> {
+        Ok(self.lock().transcript.last().map_or(0, |e| e.id))
+    }
+
+    async fn find_conversation(&self, key: &ConversationKey) -> Result<Option<Conversation>, StoreError> {
+        let g = self.lock();
+        Ok(g.by_key.get(key).and_then(|id| g.conversations.get(id)).cloned())
     }
 
     async fn claim_destinations(

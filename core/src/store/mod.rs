@@ -19,7 +19,7 @@ use futures_util::stream::BoxStream;
 
 use crate::StoreError;
 use crate::types::{
-    Author, Conversation, ConversationKey, Millis, OutboxItem, Outcome, Outgoing, Ticket, TicketEvent, TicketEventKind, TicketStatus,
+    Conversation, ConversationKey, Line, Millis, OutboxItem, Outcome, Outgoing, Ticket, TicketEvent, TicketEventKind, TicketStatus,
     TranscriptEntry,
 };
 
@@ -64,7 +64,7 @@ pub struct Commit {
     /// the whole commit.
     pub ticket_events: Vec<(i64, TicketEventKind)>,
     /// Customer-visible lines for the transcript, tagged with the commit's ticket.
-    pub transcript: Vec<(Author, String)>,
+    pub transcript: Vec<Line>,
     /// Effects to deliver; a desk item with `ticket_id: None` gets the commit's ticket.
     pub outbox: Vec<Outgoing>,
     /// What the bot made of the customer's message: kept on the commit's first customer line.
@@ -230,6 +230,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<(), StoreError>;
     /// The last `limit` transcript lines of a conversation, oldest first.
     async fn transcript(&self, conversation_id: i64, limit: usize) -> Result<Vec<TranscriptEntry>, StoreError>;
+    /// Up to `limit` transcript lines of a conversation whose id is above `after`, oldest first
+    /// (a page that shows the conversation catches up from the last line it has).
+    async fn transcript_after(&self, conversation_id: i64, after: i64, limit: usize) -> Result<Vec<TranscriptEntry>, StoreError>;
+    /// The conversations with transcript lines whose id is above `after`, each with its newest
+    /// line's id, at most `limit` of them (lowest ids first). Several instances on one database
+    /// learn this way what the others wrote.
+    async fn transcript_touched(&self, after: i64, limit: usize) -> Result<Vec<(i64, i64)>, StoreError>;
+    /// The highest transcript line id (0 when there is none).
+    async fn transcript_head(&self) -> Result<i64, StoreError>;
+    /// The conversation of a channel's chat, if there is one (read only; nothing is created).
+    async fn find_conversation(&self, key: &ConversationKey) -> Result<Option<Conversation>, StoreError>;
     /// Leases up to `limit` destinations ([`Outgoing::destination`]) of these targets
     /// ([`Outgoing::target`]) whose oldest pending item is due at `now` and that no live lease
     /// holds, the longest-waiting first (by the due time of that oldest item), each for `lease_ms`

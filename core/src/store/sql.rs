@@ -307,10 +307,19 @@ fn placeholders(from: usize, n: usize) -> String {
 /// Records a handled message id; affects no row if it was recorded before.
 const INSERT_PROCESSED: &str = "INSERT INTO processed (channel, message_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 
-/// A transcript row (`conversation_id, ticket_id, author, text, at, intent, outcome`).
+/// The columns [`transcript_entry`] reads.
+const TRANSCRIPT_COLUMNS: &str = "id, conversation_id, ticket_id, author, text, at, intent, outcome, choices";
+
+/// A transcript row ([`TRANSCRIPT_COLUMNS`]).
 fn transcript_entry(r: &AnyRow) -> Result<TranscriptEntry, StoreError> {
     let outcome: Option<String> = r.try_get("outcome")?;
+    let choices: Option<String> = r.try_get("choices")?;
     Ok(TranscriptEntry {
+        id: r.try_get("id")?,
+        choices: match choices.as_deref() {
+            None | Some("") => Vec::new(),
+            Some(j) => from_json(j)?,
+        },
         conversation_id: r.try_get("conversation_id")?,
         ticket_id: r.try_get("ticket_id")?,
         author: from_json(&r.try_get::<String, _>("author")?)?,
@@ -481,6 +490,15 @@ impl Store for SqlStore {
         conversation_row(&row)
     }
 
+    async fn find_conversation(&self, key: &ConversationKey) -> Result<Option<Conversation>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {CONV_COLS} FROM conversations WHERE channel = $1 AND chat = $2")))
+            .bind(&key.channel)
+            .bind(&key.chat)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(conversation_row).transpose()
+    }
+
     async fn conversation(&self, id: i64) -> Result<Option<Conversation>, StoreError> {
         let row = sqlx::query(AssertSqlSafe(format!("SELECT {CONV_COLS} FROM conversations WHERE id = $1")))
             .bind(id)
@@ -577,19 +595,23 @@ impl Store for SqlStore {
         // One statement for all the lines, one for all the effects (rows keep their order): each
         // statement is a round trip, and on SQLite the commit holds the one writer's turn.
         if !c.transcript.is_empty() {
-            let rows: Vec<String> = (0..c.transcript.len())
-                .map(|i| format!("($1, $2, $3, ${}, ${}, ${}, ${})", 4 + 4 * i, 5 + 4 * i, 6 + 4 * i, 7 + 4 * i))
-                .collect();
+            let rows: Vec<String> = (0..c.transcript.len()).map(|i| format!("($1, $2, $3, {})", placeholders(4 + 5 * i, 5))).collect();
             let sql = format!(
-                "INSERT INTO transcript (conversation_id, ticket_id, at, author, text, intent, outcome) VALUES {}",
+                "INSERT INTO transcript (conversation_id, ticket_id, at, author, text, intent, outcome, choices) VALUES {}",
                 rows.join(", ")
             );
             let mut q = sqlx::query(AssertSqlSafe(sql)).bind(conv.id).bind(ticket_id).bind(c.at);
             // The outcome goes on the first customer line.
             let mut outcome = c.outcome.as_ref();
-            for (author, text) in &c.transcript {
-                let o = if *author == Author::Customer { outcome.take() } else { None };
-                q = q.bind(json(author)?).bind(text.as_str()).bind(o.and_then(|o| o.intent.clone())).bind(o.map(|o| o.action.clone()));
+            for line in &c.transcript {
+                let o = if line.author == Author::Customer { outcome.take() } else { None };
+                let choices = if line.choices.is_empty() { None } else { Some(json(&line.choices)?) };
+                q = q
+                    .bind(json(&line.author)?)
+                    .bind(line.text.as_str())
+                    .bind(o.and_then(|o| o.intent.clone()))
+                    .bind(o.map(|o| o.action.clone()))
+                    .bind(choices);
             }
             q.execute(&mut *tx).await?;
         }
@@ -717,10 +739,9 @@ impl Store for SqlStore {
     }
 
     async fn transcript(&self, conversation_id: i64, limit: usize) -> Result<Vec<TranscriptEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT conversation_id, ticket_id, author, text, at, intent, outcome FROM transcript WHERE conversation_id = $1 \
-             ORDER BY id DESC LIMIT $2",
-        )
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TRANSCRIPT_COLUMNS} FROM transcript WHERE conversation_id = $1 ORDER BY id DESC LIMIT $2"
+        )))
         .bind(conversation_id)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
@@ -728,6 +749,34 @@ impl Store for SqlStore {
         let mut v = rows.iter().map(transcript_entry).collect::<Result<Vec<_>, StoreError>>()?;
         v.reverse();
         Ok(v)
+    }
+
+    async fn transcript_after(&self, conversation_id: i64, after: i64, limit: usize) -> Result<Vec<TranscriptEntry>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TRANSCRIPT_COLUMNS} FROM transcript WHERE conversation_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        )))
+        .bind(conversation_id)
+        .bind(after)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(transcript_entry).collect()
+    }
+
+    async fn transcript_touched(&self, after: i64, limit: usize) -> Result<Vec<(i64, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT conversation_id, MAX(id) AS newest FROM transcript WHERE id > $1 GROUP BY conversation_id ORDER BY newest LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("conversation_id")?, r.try_get("newest")?))).collect()
+    }
+
+    async fn transcript_head(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS head FROM transcript").fetch_one(&self.pool).await?;
+        Ok(row.try_get("head")?)
     }
 
     async fn claim_destinations(
@@ -934,10 +983,9 @@ impl Store for SqlStore {
         until: Millis,
     ) -> futures_util::stream::BoxStream<'a, Result<TranscriptEntry, StoreError>> {
         use futures_util::StreamExt;
-        let rows = sqlx::query(
-            "SELECT conversation_id, ticket_id, author, text, at, intent, outcome FROM transcript \
-             WHERE outcome IS NOT NULL AND at >= $1 AND at < $2 ORDER BY at, id",
-        )
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TRANSCRIPT_COLUMNS} FROM transcript WHERE outcome IS NOT NULL AND at >= $1 AND at < $2 ORDER BY at, id"
+        )))
         .bind(since)
         .bind(until)
         .fetch(&self.pool);

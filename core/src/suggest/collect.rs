@@ -196,6 +196,8 @@ mod tests {
 
     fn line(conv: i64, text: &str, action: &str, intent: Option<&str>) -> TranscriptEntry {
         TranscriptEntry {
+            id: 0,
+            choices: Vec::new(),
             conversation_id: conv,
             ticket_id: None,
             author: Author::Customer,

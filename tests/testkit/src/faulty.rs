@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use switchboard_core::StoreError;
 use switchboard_core::store::{Commit, Committed, Erased, Lease, NewConversation, Store, TicketRecord};
 use switchboard_core::types::{
-    Conversation, Millis, OutboxItem, Outgoing, Ticket, TicketEvent, TicketEventKind, TicketStatus, TranscriptEntry,
+    Conversation, ConversationKey, Millis, OutboxItem, Outgoing, Ticket, TicketEvent, TicketEventKind, TicketStatus, TranscriptEntry,
 };
 
 /// Wraps a store; while [`Faulty::set_down`] is on, every call fails with a database error.
@@ -115,6 +115,22 @@ impl<S: Store> Store for Faulty<S> {
     async fn transcript(&self, conversation_id: i64, limit: usize) -> Result<Vec<TranscriptEntry>, StoreError> {
         self.check()?;
         self.inner.transcript(conversation_id, limit).await
+    }
+    async fn transcript_after(&self, conversation_id: i64, after: i64, limit: usize) -> Result<Vec<TranscriptEntry>, StoreError> {
+        self.check()?;
+        self.inner.transcript_after(conversation_id, after, limit).await
+    }
+    async fn transcript_touched(&self, after: i64, limit: usize) -> Result<Vec<(i64, i64)>, StoreError> {
+        self.check()?;
+        self.inner.transcript_touched(after, limit).await
+    }
+    async fn transcript_head(&self) -> Result<i64, StoreError> {
+        self.check()?;
+        self.inner.transcript_head().await
+    }
+    async fn find_conversation(&self, key: &ConversationKey) -> Result<Option<Conversation>, StoreError> {
+        self.check()?;
+        self.inner.find_conversation(key).await
     }
     async fn claim_destinations(
         &self,

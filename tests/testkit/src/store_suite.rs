@@ -10,8 +10,8 @@
 
 use switchboard_core::store::{Commit, Erased, Lease, NewConversation, SqlStore, Store};
 use switchboard_core::types::{
-    Author, Conversation, ConversationKey, DeskNotice, Field, HandoffReason, OutboxItem, Outgoing, Owner, Priority, Reply, Ticket,
-    TicketEventKind, TicketStatus,
+    Author, Choice, Conversation, ConversationKey, DeskNotice, Field, HandoffReason, Line, OutboxItem, Outgoing, Owner, Priority, Reply,
+    Ticket, TicketEventKind, TicketStatus,
 };
 use switchboard_core::{Lang, StoreError};
 
@@ -87,6 +87,52 @@ pub async fn run_all(store: &dyn Store) {
     a_customer_is_erased_and_nobody_else(store).await;
     outcomes_are_kept_on_customer_lines_and_streamed(store).await;
     events_for_another_ticket_land_with_their_commit(store).await;
+    a_transcript_is_read_after_a_line_with_its_buttons(store).await;
+}
+
+/// A page that shows a conversation (the web chat) catches up from the last line it has: lines
+/// come after an id, in order, with the buttons a reply offered; other conversations' lines never;
+/// which conversations changed since a line is known without reading them.
+async fn a_transcript_is_read_after_a_line_with_its_buttons(store: &dyn Store) {
+    let key = ConversationKey { channel: "web".into(), chat: "after-1".into() };
+    assert!(store.find_conversation(&key).await.unwrap().is_none(), "finding creates nothing");
+    let head = store.transcript_head().await.unwrap();
+    let a = store.open_conversation(NewConversation { key: key.clone(), ..new_conv("after-1") }).await.unwrap();
+    let b = store.open_conversation(new_conv("after-2")).await.unwrap();
+    assert_eq!(store.find_conversation(&key).await.unwrap().map(|c| c.id), Some(a.id));
+    let mut first = Commit::new(a.clone(), 50);
+    first.transcript.push(Line::from((Author::Customer, "hi".into())));
+    let choices = vec![Choice { payload: "intent:transfer_failed".into(), label: "Transfer failed <b>".into() }];
+    first.transcript.push(Line { author: Author::Bot, text: "Hello! Pick one:".into(), choices: choices.clone() });
+    let first = store.commit(first).await.unwrap();
+    let mut other = Commit::new(b.clone(), 51);
+    other.transcript.push(Line::from((Author::Customer, "someone else".into())));
+    store.commit(other).await.unwrap();
+    let mut second = Commit::new(first.conversation, 52);
+    second.transcript.push(Line::from((Author::Agent("web:alice".into()), "I'm here".into())));
+    store.commit(second).await.unwrap();
+
+    let all = store.transcript_after(a.id, head, 100).await.unwrap();
+    let texts: Vec<&str> = all.iter().map(|e| e.text.as_str()).collect();
+    assert_eq!(texts, ["hi", "Hello! Pick one:", "I'm here"]);
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id), "ids increase: {all:?}");
+    assert!(all.iter().all(|e| e.id > head && e.conversation_id == a.id));
+    assert_eq!(all[1].choices, choices, "a reply keeps its buttons");
+    assert!(all[0].choices.is_empty() && all[2].choices.is_empty());
+    // After the first line: the rest; after the last: nothing; a limit keeps the oldest.
+    let rest = store.transcript_after(a.id, all[0].id, 100).await.unwrap();
+    assert_eq!(rest.iter().map(|e| e.id).collect::<Vec<_>>(), [all[1].id, all[2].id]);
+    assert!(store.transcript_after(a.id, all[2].id, 100).await.unwrap().is_empty());
+    assert_eq!(store.transcript_after(a.id, head, 1).await.unwrap()[0].id, all[0].id);
+    // The full transcript read carries ids and buttons too.
+    assert_eq!(store.transcript(a.id, 10).await.unwrap(), all);
+
+    let touched = store.transcript_touched(head, 100).await.unwrap();
+    let newest_a = touched.iter().find(|(c, _)| *c == a.id).map(|(_, id)| *id);
+    assert_eq!(newest_a, Some(all[2].id));
+    assert!(touched.iter().any(|(c, _)| *c == b.id));
+    assert!(store.transcript_touched(all[2].id, 100).await.unwrap().is_empty());
+    assert_eq!(store.transcript_head().await.unwrap(), all[2].id);
 }
 
 /// A customer's rating goes on the ticket that just closed, no longer the conversation's, in the
@@ -123,7 +169,7 @@ async fn events_for_another_ticket_land_with_their_commit(store: &dyn Store) {
     let mut missing = Commit::new(closed.conversation.clone(), 62);
     missing.dedup = Some(("test".into(), "rated-1".into()));
     missing.ticket_events.push((tid + 1_000_000, rated.clone()));
-    missing.transcript.push((Author::Customer, "4 thanks, fast".into()));
+    missing.transcript.push(Line::from((Author::Customer, "4 thanks, fast".into())));
     assert!(store.commit(missing).await.is_err(), "an event for no ticket fails the commit");
     assert_eq!(kinds(store.ticket_events(tid).await.unwrap()), before);
     assert!(store.transcript(c.id, 10).await.unwrap().is_empty(), "nothing of the refused commit was written");
@@ -133,7 +179,7 @@ async fn events_for_another_ticket_land_with_their_commit(store: &dyn Store) {
     let mut rate = Commit::new(closed.conversation.clone(), 63);
     rate.dedup = Some(("test".into(), "rated-1".into()));
     rate.ticket_events.push((tid, rated.clone()));
-    rate.transcript.push((Author::Customer, "4 thanks, fast".into()));
+    rate.transcript.push(Line::from((Author::Customer, "4 thanks, fast".into())));
     let done = store.commit(rate).await.unwrap();
     assert_eq!((done.ticket_id, done.conversation.ticket_id), (None, None), "the conversation has no ticket any more");
     let after = kinds(store.ticket_events(tid).await.unwrap());
@@ -204,7 +250,7 @@ async fn duplicates_are_refused_and_roll_back(store: &dyn Store) {
     let c = store.open_conversation(new_conv("d")).await.unwrap();
     let mut commit = Commit::new(c.clone(), 20);
     commit.dedup = Some(("test".into(), "m1".into()));
-    commit.transcript.push((Author::Customer, "hello".into()));
+    commit.transcript.push(Line::from((Author::Customer, "hello".into())));
     let done = store.commit(commit.clone()).await.unwrap();
     let mut again = commit.clone();
     again.conversation = done.conversation.clone();
@@ -225,8 +271,8 @@ async fn tickets_events_transcript_and_outbox(store: &dyn Store) {
     let mut commit = Commit::new(conv, 30);
     commit.open_ticket = Some(ticket(Priority::Urgent, 30));
     commit.events.push(TicketEventKind::Opened);
-    commit.transcript.push((Author::Customer, "被盗了".into()));
-    commit.transcript.push((Author::Bot, "请立即修改密码".into()));
+    commit.transcript.push(Line::from((Author::Customer, "被盗了".into())));
+    commit.transcript.push(Line::from((Author::Bot, "请立即修改密码".into())));
     commit.outbox.push(Outgoing::Customer { key: c.key.clone(), reply: Reply::text("queued"), ticket_id: None });
     commit.outbox.push(Outgoing::Desk { desk: "staff".into(), ticket_id: None, notice: DeskNotice::Opened, by: None });
     let done = store.commit(commit).await.unwrap();
@@ -270,7 +316,7 @@ async fn tickets_events_transcript_and_outbox(store: &dyn Store) {
     let mut stale = Commit::new(conv.clone(), 40);
     stale.update_ticket = Some(t2.clone());
     stale.ticket_was = Some((TicketStatus::Assigned, Some("desk:bob".into())));
-    stale.transcript.push((Author::Bot, "never".into()));
+    stale.transcript.push(Line::from((Author::Bot, "never".into())));
     assert!(matches!(store.commit(stale).await, Err(StoreError::Conflict(_))));
     assert_eq!(store.ticket(tid).await.unwrap().unwrap().status, TicketStatus::Queued);
     assert_eq!(store.transcript(c.id, 10).await.unwrap().len(), 2, "the refused commit wrote nothing");
@@ -278,7 +324,7 @@ async fn tickets_events_transcript_and_outbox(store: &dyn Store) {
     close.update_ticket = Some(t2);
     close.ticket_was = Some((TicketStatus::Queued, None));
     close.events.push(TicketEventKind::Closed { agent: "desk:alice".into() });
-    close.transcript.push((Author::Agent("desk:alice".into()), "done".into()));
+    close.transcript.push(Line::from((Author::Agent("desk:alice".into()), "done".into())));
     store.commit(close).await.unwrap();
     let t3 = store.ticket(tid).await.unwrap().unwrap();
     assert_eq!(t3.status, TicketStatus::Closed);
@@ -557,12 +603,12 @@ async fn closed_ticket_with_texts(store: &dyn Store, chat: &str, customer: &str,
     open.events.push(TicketEventKind::CustomerMessage { text: "my card was charged twice".into() });
     open.events.push(TicketEventKind::Note { agent: "desk:alice".into(), text: "called the bank".into() });
     open.events.push(TicketEventKind::Closed { agent: "desk:alice".into() });
-    open.transcript.push((Author::Customer, "my card was charged twice".into()));
+    open.transcript.push(Line::from((Author::Customer, "my card was charged twice".into())));
     open.outbox.push(Outgoing::Customer { key: c.key.clone(), reply: Reply::text("pending to them"), ticket_id: None });
     let done = store.commit(open).await.unwrap();
     // A line outside the ticket, later.
     let mut later = Commit::new(Conversation { owner: Owner::Bot, ticket_id: None, ..done.conversation.clone() }, at + 1);
-    later.transcript.push((Author::Customer, "thanks".into()));
+    later.transcript.push(Line::from((Author::Customer, "thanks".into())));
     store.commit(later).await.unwrap();
     (c.id, done.ticket_id.unwrap())
 }
@@ -571,11 +617,11 @@ async fn old_transcript_lines_are_deleted_in_batches(store: &dyn Store) {
     let c = store.open_conversation(new_conv("retention")).await.unwrap();
     let mut commit = Commit::new(c.clone(), 1_000);
     for k in 0..5 {
-        commit.transcript.push((Author::Customer, format!("old {k}")));
+        commit.transcript.push(Line::from((Author::Customer, format!("old {k}"))));
     }
     let done = store.commit(commit).await.unwrap();
     let mut newer = Commit::new(done.conversation, 9_000);
-    newer.transcript.push((Author::Customer, "new".into()));
+    newer.transcript.push(Line::from((Author::Customer, "new".into())));
     store.commit(newer).await.unwrap();
     // Other checks left lines before 5,000 too: delete in batches until none is left.
     assert_eq!(store.prune_transcript(5_000, 2).await.unwrap(), 2, "one batch at most");
@@ -638,8 +684,8 @@ async fn outcomes_are_kept_on_customer_lines_and_streamed(store: &dyn Store) {
     let mut conv = c.clone();
     for (k, at) in [(0, 700_000), (1, 700_100), (2, 800_000)] {
         let mut commit = Commit::new(conv.clone(), at);
-        commit.transcript.push((Author::Customer, format!("question {k}")));
-        commit.transcript.push((Author::Bot, format!("answer {k}")));
+        commit.transcript.push(Line::from((Author::Customer, format!("question {k}"))));
+        commit.transcript.push(Line::from((Author::Bot, format!("answer {k}"))));
         commit.outcome = Some(switchboard_core::types::Outcome {
             intent: (k != 1).then(|| "account_locked".to_string()),
             action: if k == 1 { "fallback".into() } else { "answer".into() },
