@@ -102,6 +102,8 @@ pub async fn run(config: Config, _args: RunArgs) -> anyhow::Result<ExitCode> {
         let sd = shutdown.clone();
         let app = std::mem::take(&mut http);
         tasks.push(tokio::spawn(async move {
+            // The peer's address reaches the handlers (the console limits sign-in attempts per address).
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(sd.wait()).await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
