@@ -215,3 +215,167 @@ async fn a_web_customer_is_answered_from_a_discord_thread() {
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }
 }
+
+/// One owner between the web console and a Discord thread: a Telegram customer's ticket claimed
+/// in the browser is refused to a Discord agent (a message in the thread and `/claim`), the
+/// console's reply reaches Telegram, and once released the Discord agent's claim is refused to the
+/// console in turn. Every adapter is the real one, over one engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_and_a_discord_thread_share_one_owner() {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+    use tower::ServiceExt;
+
+    const HOST: &str = "127.0.0.1:8080";
+    const PASSWORD: &str = "alice-Pa55word-for-the-console";
+    let (stop, stop_rx) = watch::channel(false);
+    let discord_fake = FakeDiscord::bind(stopped(&stop_rx)).await.expect("the fake Discord");
+    discord_fake.add_text_channel(STAFF_CHANNEL, "staff");
+    let telegram_fake = FakeTelegram::start(TG_TOKEN).await.expect("the fake Telegram");
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let pack = Pack::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("intents/okpay")).expect("the pack");
+    let config = EngineConfig {
+        agents: vec![format!("discord-role:{STAFF_ROLE}"), "web:alice".into()],
+        desks: vec!["discord".into(), "web".into()],
+        retry: RetryPolicy { base: Duration::from_millis(20), max: Duration::from_millis(200), max_attempts: 20 },
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(store, pack, config);
+    let params = argon2::Params::new(1024, 1, 1, None).unwrap();
+    let salt = SaltString::encode_b64(&switchboard_web::token::random_bytes::<16>()).unwrap();
+    let password_hash = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(PASSWORD.as_bytes(), &salt)
+        .unwrap()
+        .to_string();
+    let web_config = switchboard_web::WebConfig {
+        accounts: vec![switchboard_web::config::Account { name: "alice".into(), password_hash }],
+        ..Default::default()
+    };
+    let web = switchboard_web::Web::start(engine.clone(), web_config, Some("cross-channel secret, 32+ chars long"), stop_rx.clone())
+        .await
+        .expect("the web channel");
+    let app = web.router();
+    let tg_config = TelegramConfig { staff_chat_id: None, api_url: Some(telegram_fake.api_url()), poll_timeout_secs: 1, webhook_url: None };
+    let tg = Telegram::connect(engine.clone(), TG_TOKEN, tg_config).await.expect("Telegram connects");
+    let dc_config = DiscordConfig {
+        staff_channel_id: Some(STAFF_CHANNEL),
+        staff_role_id: Some(STAFF_ROLE),
+        support_channel_ids: Vec::new(),
+        staff_guild_id: None,
+        api_url: Some(discord_fake.url()),
+    };
+    let discord = Discord::connect(engine.clone(), dfake::TOKEN, dc_config).await.expect("Discord connects");
+    let mut tasks = vec![
+        tokio::spawn(Arc::clone(&tg).run_polling(stopped(&stop_rx))),
+        tokio::spawn(Arc::clone(&engine).run_outbox(Duration::from_millis(25), stopped(&stop_rx))),
+    ];
+    tasks.extend(discord.spawn(stopped(&stop_rx)).expect("the Discord tasks"));
+    let df = discord_fake.clone();
+    dfake::eventually("Discord ready", TIMEOUT, || {
+        (df.gateway_stats().live && df.commands().len() == switchboard_discord::bot::commands().len()).then_some(())
+    })
+    .await;
+
+    // The console in alice's browser: signed in, with its cookie and CSRF token.
+    let call = async |method: &str, path: &str, cookie: Option<&(String, String)>, body: serde_json::Value| {
+        let mut b = Request::builder().method(method).uri(path).header(header::HOST, HOST);
+        if let Some((c, csrf)) = cookie {
+            b = b.header(header::COOKIE, format!("sb_console={c}")).header("x-csrf-token", csrf);
+        }
+        if method == "POST" {
+            b = b.header(header::ORIGIN, format!("http://{HOST}")).header(header::CONTENT_TYPE, "application/json");
+        }
+        let res = app.clone().oneshot(b.body(Body::from(body.to_string())).unwrap()).await.unwrap();
+        let status = res.status();
+        let set_cookie = res.headers().get(header::SET_COOKIE).map(|v| v.to_str().unwrap().to_string());
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        (status, json, set_cookie)
+    };
+    let (status, json, set_cookie) = call("POST", "/console/api/sign-in", None, json!({"name": "alice", "password": PASSWORD})).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let cookie = set_cookie.unwrap().split(';').next().unwrap().strip_prefix("sb_console=").unwrap().to_string();
+    let session = (cookie, json["csrf"].as_str().unwrap().to_string());
+
+    // A Telegram customer asks for a person: the ticket is a thread on Discord and in the console's queue.
+    let customer = TgUser::new(5002, "Tess").lang("en");
+    telegram_fake.push_text(&customer, "I want to talk to a human");
+    let thread = dfake::eventually("the ticket thread on Discord", TIMEOUT, || df.threads().first().cloned()).await;
+    let (_, queue, _) = call("GET", "/console/api/queue", Some(&session), json!(null)).await;
+    let id = queue["tickets"][0]["id"].as_i64().expect("the ticket in the console's queue");
+    assert_eq!(queue["tickets"][0]["channel"], "telegram");
+    let path = |action: &str| format!("/console/api/tickets/{id}/{action}");
+
+    // alice claims it in the browser: the Discord thread is told, and a Discord agent can neither
+    // answer in the thread nor claim it.
+    let (status, json, _) = call("POST", &path("claim"), Some(&session), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    dfake::eventually("the claim told in the thread", TIMEOUT, || {
+        df.posts(thread.id).into_iter().find(|p| p.text().contains("alice** claimed this ticket"))
+    })
+    .await;
+    let bob = dfake::FakeUser::new(452, "bob").with_role(STAFF_ROLE);
+    discord_fake.say(thread.id, &bob, "bob from Discord here");
+    let refusal = dfake::eventually("the refusal in the thread", TIMEOUT, || {
+        df.posts(thread.id).into_iter().find(|p| p.text().contains("Not sent to the customer"))
+    })
+    .await;
+    assert!(refusal.text().contains("web:alice"), "{}", refusal.text());
+    let claim = discord_fake.slash(thread.id, &bob, "claim", &[]);
+    let answer = dfake::eventually("the /claim answered", TIMEOUT, || df.response(claim)).await;
+    assert!(answer["data"]["content"].as_str().is_some_and(|c| c.contains("already with") && c.contains("web:alice")), "{answer}");
+
+    // alice's reply reaches the customer on Telegram; bob's never did.
+    let (status, json, _) = call("POST", &path("reply"), Some(&session), json!({"text": "Hello Tess, Alice from the console."})).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let tf = telegram_fake.state().clone();
+    dfake::eventually("the console's reply on Telegram", TIMEOUT, || {
+        tf.sent_to(customer.id).into_iter().find(|s| s.text.contains("Alice from the console"))
+    })
+    .await;
+    assert!(!tf.sent_to(customer.id).iter().any(|s| s.text.contains("bob from Discord")));
+
+    // alice releases it; bob claims it on Discord; now the console is refused and shows bob.
+    let (status, json, _) = call("POST", &path("release"), Some(&session), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let claim = discord_fake.slash(thread.id, &bob, "claim", &[]);
+    let answer = dfake::eventually("bob's /claim answered", TIMEOUT, || df.response(claim)).await;
+    assert!(!answer["data"]["content"].as_str().unwrap_or_default().contains("⚠️"), "{answer}");
+    let (_, shown, _) = call("GET", &format!("/console/api/tickets/{id}"), Some(&session), json!(null)).await;
+    assert_eq!(shown["ticket"]["holder"]["id"], format!("discord:{}", bob.id), "{shown}");
+    let (status, json, _) = call("POST", &path("reply"), Some(&session), json!({"text": "alice again"})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{json}");
+    assert!(json["error"].as_str().is_some_and(|e| e.contains("is with")), "{json}");
+    let (status, _, _) = call("POST", &path("close"), Some(&session), json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(!tf.sent_to(customer.id).iter().any(|s| s.text.contains("alice again")));
+
+    // bob closes it from Discord: the console sees it closed and the customer is back with the bot.
+    let close = discord_fake.slash(thread.id, &bob, "close", &[]);
+    dfake::eventually("the close answered", TIMEOUT, || df.response(close)).await;
+    dfake::eventually("back with the bot on Telegram", TIMEOUT, || {
+        tf.sent_to(customer.id).into_iter().find(|s| s.text.contains("back with"))
+    })
+    .await;
+    let (_, shown, _) = call("GET", &format!("/console/api/tickets/{id}"), Some(&session), json!(null)).await;
+    assert_eq!(shown["ticket"]["status"], "closed", "{shown}");
+    let history: Vec<(String, String)> = shown["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["what"].as_str().unwrap().to_string(), e["agent"]["id"].as_str().unwrap_or_default().to_string()))
+        .collect();
+    let bob_id = format!("discord:{}", bob.id);
+    let want: Vec<(String, String)> =
+        [("opened", ""), ("claimed", "web:alice"), ("released", "web:alice"), ("claimed", &bob_id), ("closed", &bob_id)]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+    assert_eq!(history, want);
+
+    let _ = stop.send(true);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
+}
