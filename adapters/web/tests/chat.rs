@@ -244,6 +244,12 @@ async fn bad_frames_long_messages_and_floods_get_a_clear_answer_and_lose_nothing
     let err = say(&mut ws, "long", &"x".repeat(51)).await.unwrap_err();
     assert_eq!(err["code"], "too_long");
     assert!(err["message"].as_str().unwrap().contains("50 characters"), "{err}");
+    // A frame larger than the server's read buffer (but within the frame limit) is read whole:
+    // the same clear answer, on the same socket.
+    let big = "长".repeat(switchboard_web::chat::READ_BUFFER_BYTES);
+    assert!(big.len() > 2 * switchboard_web::chat::READ_BUFFER_BYTES && big.len() < switchboard_web::chat::MAX_FRAME_BYTES);
+    let err = say(&mut ws, "big", &big).await.unwrap_err();
+    assert_eq!(err["code"], "too_long", "{err}");
     // A flood: past the burst, refused with the time to wait; what was acknowledged is stored.
     let mut acked = Vec::new();
     let mut limited = None;
