@@ -10,8 +10,6 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use argon2::password_hash::{PasswordHasher, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
@@ -21,6 +19,7 @@ use switchboard_core::engine::{Engine, EngineConfig};
 use switchboard_core::pack::Pack;
 use switchboard_core::store::MemoryStore;
 use switchboard_core::types::{Content, Inbound, TicketStatus, now_ms};
+use switchboard_testkit::console::password_hash;
 use switchboard_web::config::Account;
 use switchboard_web::{Web, WebConfig};
 use tokio::sync::watch;
@@ -91,12 +90,6 @@ fn logs() -> String {
 // ---------------------------------------------------------------------------------------------
 // The console over a memory store.
 
-fn hash(password: &str) -> String {
-    let params = Params::new(1024, 1, 1, None).unwrap();
-    let salt = SaltString::encode_b64(&switchboard_web::token::random_bytes::<16>()).unwrap();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params).hash_password(password.as_bytes(), &salt).unwrap().to_string()
-}
-
 struct Console {
     engine: Arc<Engine>,
     app: Router,
@@ -114,7 +107,7 @@ async fn console(per_minute: u32) -> Console {
     );
     let accounts = [("alice", ALICE_PW), ("bob", BOB_PW), ("carol", CAROL_PW)]
         .into_iter()
-        .map(|(name, pw)| Account { name: name.into(), password_hash: hash(pw) })
+        .map(|(name, pw)| Account { name: name.into(), password_hash: password_hash(pw) })
         .collect();
     let config = WebConfig { accounts, sign_in_per_minute: per_minute, ..Default::default() };
     let (stop, rx) = watch::channel(false);

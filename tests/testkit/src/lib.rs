@@ -3,6 +3,7 @@
 //!
 //! - [`store_suite`]: the one store suite every backend runs (memory, SQLite, PostgreSQL), and
 //!   fresh PostgreSQL databases on the test server ([`store_suite::POSTGRES_ENV`]).
+//! - [`console`]: argon2 password hashes for the web console's test accounts.
 //! - [`faulty`]: [`faulty::Faulty`], a store wrapper that fails while switched down, for outage
 //!   tests.
 //! - [`telegram`]: a fake Telegram Bot API server on 127.0.0.1 for the real teloxide client.
@@ -12,6 +13,7 @@
 //! dev-dependency from their integration tests only (`core/tests/`): a unit test inside
 //! `core/src` would see two copies of the core's types.
 
+pub mod console;
 pub mod discord;
 pub mod faulty;
 pub mod store_suite;
