@@ -152,8 +152,8 @@ async fn an_agent_takes_over_in_the_console_and_what_anyone_writes_stays_text() 
     agent.type_into("#signin-password", ALICE_PASSWORD).await;
     agent.click("#signin-submit").await;
     agent.wait_js("#whoami naming alice", "var w = document.getElementById('whoami'); return w && /alice/.test(w.textContent)").await;
-    let ticket = agent.find_shown("#queue li.ticket[data-ticket]").await;
-    let id = ticket.attr("data-ticket").await.unwrap().expect("data-ticket");
+    agent.find_shown("#queue li.ticket[data-ticket]").await;
+    let id = agent.attr_of("#queue li.ticket[data-ticket]", "data-ticket").await;
     assert_eq!(agent.js("return document.querySelectorAll('#queue li.ticket').length").await, json!(1));
     agent.click(&format!("#queue li.ticket[data-ticket=\"{id}\"] button")).await;
     agent.find_shown(&format!("#ticket[data-ticket=\"{id}\"]")).await;

@@ -324,15 +324,26 @@ impl Page {
         self.client.find(Locator::Css(css)).await.ok()?.text().await.ok()
     }
 
-    /// Clicks the element `css`, once it is there, displayed and enabled.
+    /// Clicks the element `css`, once it is there, displayed and enabled. The element is looked up
+    /// again on each try, so a live redraw between finding and clicking it is not a failure.
     pub async fn click(&self, css: &str) {
-        let e = self
-            .eventually(&format!("{css} to be clickable"), || async {
-                let e = self.client.find(Locator::Css(css)).await.ok()?;
-                (e.is_displayed().await.ok()? && e.is_enabled().await.ok()?).then_some(e)
-            })
-            .await;
-        e.click().await.unwrap_or_else(|err| panic!("{}: cannot click {css}: {err}", self.name));
+        self.eventually(&format!("{css} to be clickable"), || async {
+            let e = self.client.find(Locator::Css(css)).await.ok()?;
+            if !(e.is_displayed().await.ok()? && e.is_enabled().await.ok()?) {
+                return None;
+            }
+            e.click().await.ok()
+        })
+        .await;
+    }
+
+    /// The attribute `name` of the element `css`, once there is one that has it (looked up again
+    /// on each try, as [`Page::click`]).
+    pub async fn attr_of(&self, css: &str, name: &str) -> String {
+        self.eventually(&format!("{css} with a {name} attribute"), || async {
+            self.client.find(Locator::Css(css)).await.ok()?.attr(name).await.ok()?
+        })
+        .await
     }
 
     /// Types `text` into the element `css` with the keyboard.

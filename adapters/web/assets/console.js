@@ -71,6 +71,7 @@
     me = null; open = null; current = null;
     if (source) { source.close(); source = null; }
     if (poll) { clearInterval(poll); poll = null; }
+    clear($('queue'));
     $('desk').hidden = true; $('not-agent').hidden = true; $('signout').hidden = true;
     $('whoami').textContent = '';
     $('signin').hidden = false;
@@ -123,38 +124,51 @@
     }
   }
 
+  // The queue is updated in place, keyed by ticket id: an item the agent is pointing at or has
+  // focused stays the same element through live updates, so a click is never lost to a redraw.
   async function loadQueue() {
     const data = await api('queue');
     const q = $('queue');
-    const focused = document.activeElement && document.activeElement.closest('#queue li');
-    const keep = focused ? focused.dataset.ticket : null;
-    clear(q);
-    for (const t of data.tickets) {
-      const li = el('li', 'ticket');
-      li.dataset.ticket = String(t.id);
-      if (t.urgent) li.classList.add('urgent');
-      if (t.holder && t.holder.id === me.actor) li.classList.add('mine');
-      if (String(t.id) === String(open)) li.classList.add('selected');
-      const b = el('button');
-      b.type = 'button';
-      if (String(t.id) === String(open)) b.setAttribute('aria-current', 'true');
-      const head = el('span', 'head');
-      if (t.urgent) head.appendChild(el('span', 'badge urgent', 'Urgent'));
-      head.appendChild(el('span', 'id', `#${t.id}`));
-      head.appendChild(el('span', 'name', t.customer_name));
-      b.appendChild(head);
-      b.appendChild(el('span', 'sub', `${t.reason} · ${t.channel} · ${t.priority}`));
-      b.appendChild(el('span', 'sub', `${t.holder ? 'with ' + t.holder.name : 'waiting'} · ${waited(t.waiting_minutes)}`));
-      b.addEventListener('click', () => select(t.id));
-      li.appendChild(b);
-      q.appendChild(li);
-    }
+    const items = new Map(Array.from(q.children).map((li) => [li.dataset.ticket, li]));
+    data.tickets.forEach((t, i) => {
+      const id = String(t.id);
+      let li = items.get(id);
+      items.delete(id);
+      if (!li) {
+        li = el('li', 'ticket');
+        li.dataset.ticket = id;
+        const b = el('button');
+        b.type = 'button';
+        b.addEventListener('click', () => select(t.id));
+        li.appendChild(b);
+      }
+      li.classList.toggle('urgent', !!t.urgent);
+      li.classList.toggle('mine', !!(t.holder && t.holder.id === me.actor));
+      li.classList.toggle('selected', id === String(open));
+      const b = li.firstChild;
+      if (id === String(open)) b.setAttribute('aria-current', 'true'); else b.removeAttribute('aria-current');
+      const lines = [
+        `${t.urgent ? 'Urgent' : ''}|#${t.id}|${t.customer_name}`,
+        `${t.reason} · ${t.channel} · ${t.priority}`,
+        `${t.holder ? 'with ' + t.holder.name : 'waiting'} · ${waited(t.waiting_minutes)}`,
+      ];
+      const sig = lines.join('\n');
+      if (b.dataset.sig !== sig) {
+        b.dataset.sig = sig;
+        clear(b);
+        const head = el('span', 'head');
+        if (t.urgent) head.appendChild(el('span', 'badge urgent', 'Urgent'));
+        head.appendChild(el('span', 'id', `#${t.id}`));
+        head.appendChild(el('span', 'name', t.customer_name));
+        b.appendChild(head);
+        b.appendChild(el('span', 'sub', lines[1]));
+        b.appendChild(el('span', 'sub', lines[2]));
+      }
+      if (q.children[i] !== li) q.insertBefore(li, q.children[i] || null);
+    });
+    for (const gone of items.values()) gone.remove();
     $('queue-empty').hidden = data.tickets.length > 0;
     $('queue-count').textContent = `(${data.tickets.length})`;
-    if (keep) {
-      const again = q.querySelector(`li[data-ticket="${CSS.escape(keep)}"] button`);
-      if (again) again.focus();
-    }
   }
 
   async function select(id) {
