@@ -220,17 +220,14 @@ async fn a_web_customer_is_answered_from_a_discord_thread() {
 /// console in turn. Every adapter is the real one, over one engine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_and_a_discord_thread_share_one_owner() {
-    use axum::body::Body;
-    use axum::http::{Request, StatusCode, header};
-    use tower::ServiceExt;
+    use axum::http::StatusCode;
+    use switchboard_testkit::console::{Browser, password_hash};
 
-    const HOST: &str = "127.0.0.1:8080";
     const PASSWORD: &str = "alice-Pa55word-for-the-console";
     let mut rig = Rig::start(&["web:alice"], &["web"]).await;
     let telegram_fake = rig.telegram().await;
-    let password_hash = switchboard_testkit::console::password_hash(PASSWORD);
     let web_config = switchboard_web::WebConfig {
-        accounts: vec![switchboard_web::config::Account { name: "alice".into(), password_hash }],
+        accounts: vec![switchboard_web::config::Account { name: "alice".into(), password_hash: password_hash(PASSWORD) }],
         ..Default::default()
     };
     let web =
@@ -241,39 +238,23 @@ async fn the_console_and_a_discord_thread_share_one_owner() {
     let discord = &rig.discord;
 
     // The console in alice's browser: signed in, with its cookie and CSRF token.
-    let call = async |method: &str, path: &str, cookie: Option<&(String, String)>, body: serde_json::Value| {
-        let mut b = Request::builder().method(method).uri(path).header(header::HOST, HOST);
-        if let Some((c, csrf)) = cookie {
-            b = b.header(header::COOKIE, format!("sb_console={c}")).header("x-csrf-token", csrf);
-        }
-        if method == "POST" {
-            b = b.header(header::ORIGIN, format!("http://{HOST}")).header(header::CONTENT_TYPE, "application/json");
-        }
-        let res = app.clone().oneshot(b.body(Body::from(body.to_string())).unwrap()).await.unwrap();
-        let status = res.status();
-        let set_cookie = res.headers().get(header::SET_COOKIE).map(|v| v.to_str().unwrap().to_string());
-        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
-        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        (status, json, set_cookie)
-    };
-    let (status, json, set_cookie) = call("POST", "/console/api/sign-in", None, json!({"name": "alice", "password": PASSWORD})).await;
-    assert_eq!(status, StatusCode::OK, "{json}");
-    let cookie = set_cookie.unwrap().split(';').next().unwrap().strip_prefix("sb_console=").unwrap().to_string();
-    let session = (cookie, json["csrf"].as_str().unwrap().to_string());
+    let mut alice = Browser::default();
+    let signed_in = alice.sign_in(&app, "alice", PASSWORD).await;
+    assert_eq!(signed_in.status, StatusCode::OK, "{}", signed_in.text);
 
     // A Telegram customer asks for a person: the ticket is a thread on Discord and in the console's queue.
     let customer = TgUser::new(5002, "Tess").lang("en");
     telegram_fake.push_text(&customer, "I want to talk to a human");
     let thread = dfake::eventually("the ticket thread on Discord", TIMEOUT, || discord.threads().first().cloned()).await;
-    let (_, queue, _) = call("GET", "/console/api/queue", Some(&session), json!(null)).await;
+    let queue = alice.get(&app, "/console/api/queue").await.json;
     let id = queue["tickets"][0]["id"].as_i64().expect("the ticket in the console's queue");
     assert_eq!(queue["tickets"][0]["channel"], "telegram");
     let path = |action: &str| format!("/console/api/tickets/{id}/{action}");
 
     // alice claims it in the browser: the Discord thread is told, and a Discord agent can neither
     // answer in the thread nor claim it.
-    let (status, json, _) = call("POST", &path("claim"), Some(&session), json!({})).await;
-    assert_eq!(status, StatusCode::OK, "{json}");
+    let r = alice.post(&app, &path("claim"), json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     dfake::eventually("the claim told in the thread", TIMEOUT, || {
         discord.posts(thread.id).into_iter().find(|p| p.text().contains("alice** claimed this ticket"))
     })
@@ -290,8 +271,8 @@ async fn the_console_and_a_discord_thread_share_one_owner() {
     assert!(answer["data"]["content"].as_str().is_some_and(|c| c.contains("already with") && c.contains("web:alice")), "{answer}");
 
     // alice's reply reaches the customer on Telegram; bob's never did.
-    let (status, json, _) = call("POST", &path("reply"), Some(&session), json!({"text": "Hello Tess, Alice from the console."})).await;
-    assert_eq!(status, StatusCode::OK, "{json}");
+    let r = alice.post(&app, &path("reply"), json!({"text": "Hello Tess, Alice from the console."})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let tf = telegram_fake.state().clone();
     dfake::eventually("the console's reply on Telegram", TIMEOUT, || {
         tf.sent_to(customer.id).into_iter().find(|s| s.text.contains("Alice from the console"))
@@ -300,18 +281,17 @@ async fn the_console_and_a_discord_thread_share_one_owner() {
     assert!(!tf.sent_to(customer.id).iter().any(|s| s.text.contains("bob from Discord")));
 
     // alice releases it; bob claims it on Discord; now the console is refused and shows bob.
-    let (status, json, _) = call("POST", &path("release"), Some(&session), json!({})).await;
-    assert_eq!(status, StatusCode::OK, "{json}");
+    let r = alice.post(&app, &path("release"), json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let claim = discord.slash(thread.id, &bob, "claim", &[]);
     let answer = dfake::eventually("bob's /claim answered", TIMEOUT, || discord.response(claim)).await;
     assert!(!answer["data"]["content"].as_str().unwrap_or_default().contains("⚠️"), "{answer}");
-    let (_, shown, _) = call("GET", &format!("/console/api/tickets/{id}"), Some(&session), json!(null)).await;
+    let shown = alice.get(&app, &format!("/console/api/tickets/{id}")).await.json;
     assert_eq!(shown["ticket"]["holder"]["id"], format!("discord:{}", bob.id), "{shown}");
-    let (status, json, _) = call("POST", &path("reply"), Some(&session), json!({"text": "alice again"})).await;
-    assert_eq!(status, StatusCode::CONFLICT, "{json}");
-    assert!(json["error"].as_str().is_some_and(|e| e.contains("is with")), "{json}");
-    let (status, _, _) = call("POST", &path("close"), Some(&session), json!({})).await;
-    assert_eq!(status, StatusCode::CONFLICT);
+    let r = alice.post(&app, &path("reply"), json!({"text": "alice again"})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert!(r.json["error"].as_str().is_some_and(|e| e.contains("is with")), "{}", r.text);
+    assert_eq!(alice.post(&app, &path("close"), json!({})).await.status, StatusCode::CONFLICT);
     assert!(!tf.sent_to(customer.id).iter().any(|s| s.text.contains("alice again")));
 
     // bob closes it from Discord: the console sees it closed and the customer is back with the bot.
@@ -321,7 +301,7 @@ async fn the_console_and_a_discord_thread_share_one_owner() {
         tf.sent_to(customer.id).into_iter().find(|s| s.text.contains("back with"))
     })
     .await;
-    let (_, shown, _) = call("GET", &format!("/console/api/tickets/{id}"), Some(&session), json!(null)).await;
+    let shown = alice.get(&app, &format!("/console/api/tickets/{id}")).await.json;
     assert_eq!(shown["ticket"]["status"], "closed", "{shown}");
     let history: Vec<(String, String)> = shown["history"]
         .as_array()

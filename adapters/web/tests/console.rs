@@ -12,22 +12,20 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::http::{Request, StatusCode, header};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use switchboard_core::engine::{Engine, EngineConfig};
 use switchboard_core::pack::Pack;
 use switchboard_core::store::MemoryStore;
 use switchboard_core::types::{Content, Inbound, TicketStatus, now_ms};
-use switchboard_testkit::console::password_hash;
+use switchboard_testkit::console::{Browser, HOST, ORIGIN, password_hash, send};
 use switchboard_web::config::Account;
 use switchboard_web::{Web, WebConfig};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
 const SECRET: &str = "a test secret of at least 32 chars.....";
-const HOST: &str = "127.0.0.1:8080";
-const ORIGIN: &str = "http://127.0.0.1:8080";
 const ALICE_PW: &str = "alice-Pa55word-that-is-secret";
 const BOB_PW: &str = "bob-Pa55word-quite-secret";
 const CAROL_PW: &str = "carol-Pa55word-very-secret";
@@ -133,68 +131,6 @@ async fn customer_ticket(engine: &Engine, channel: &str, chat: &str, name: &str)
         .unwrap();
     let tickets = engine.store().tickets(&[TicketStatus::Queued]).await.unwrap();
     tickets.iter().find(|t| t.key.chat == chat).expect("a ticket opened").id
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    text: String,
-    json: Value,
-}
-
-async fn send(app: &Router, req: Request<Body>) -> Reply {
-    let res = app.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Reply { status, headers, text, json }
-}
-
-/// A browser of the console's own site, with its session (if signed in).
-#[derive(Clone, Default)]
-struct Browser {
-    cookie: Option<String>,
-    csrf: Option<String>,
-}
-
-impl Browser {
-    fn request(&self, method: &str, path: &str) -> axum::http::request::Builder {
-        let mut b = Request::builder().method(method).uri(path).header(header::HOST, HOST);
-        if let Some(c) = &self.cookie {
-            b = b.header(header::COOKIE, format!("theme=dark; sb_console={c}"));
-        }
-        if method == "POST" {
-            b = b.header(header::ORIGIN, ORIGIN);
-        }
-        b
-    }
-
-    async fn get(&self, app: &Router, path: &str) -> Reply {
-        send(app, self.request("GET", path).body(Body::empty()).unwrap()).await
-    }
-
-    async fn post(&self, app: &Router, path: &str, body: Value) -> Reply {
-        let mut b = self.request("POST", path).header(header::CONTENT_TYPE, "application/json");
-        if let Some(t) = &self.csrf {
-            b = b.header("x-csrf-token", t);
-        }
-        send(app, b.body(Body::from(body.to_string())).unwrap()).await
-    }
-
-    /// Signs in; on success keeps the cookie and the CSRF token.
-    async fn sign_in(&mut self, app: &Router, name: &str, password: &str) -> Reply {
-        let r = self.post(app, "/console/api/sign-in", json!({ "name": name, "password": password })).await;
-        if r.status == StatusCode::OK {
-            let cookie = r.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
-            let value = cookie.split(';').next().unwrap().strip_prefix("sb_console=").unwrap();
-            self.cookie = Some(value.to_string());
-            self.csrf = Some(r.json["csrf"].as_str().unwrap().to_string());
-        }
-        r
-    }
 }
 
 async fn signed_in(app: &Router, name: &str, password: &str) -> Browser {

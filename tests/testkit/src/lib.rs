@@ -3,7 +3,8 @@
 //!
 //! - [`store_suite`]: the one store suite every backend runs (memory, SQLite, PostgreSQL), and
 //!   fresh PostgreSQL databases on the test server ([`store_suite::POSTGRES_ENV`]).
-//! - [`console`]: argon2 password hashes for the web console's test accounts.
+//! - [`console`]: the web console in tests: argon2 password hashes for test accounts and
+//!   [`console::Browser`], a client of the console's router.
 //! - [`faulty`]: [`faulty::Faulty`], a store wrapper that fails while switched down, for outage
 //!   tests.
 //! - [`telegram`]: a fake Telegram Bot API server on 127.0.0.1 for the real teloxide client.
